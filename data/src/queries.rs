@@ -1,0 +1,77 @@
+//! Evaluation query lists (`{image: [names]}`) and caption result files (`[image, [names], caption, question]`).
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+use crate::atomic::write_json_atomic;
+use crate::json::array_items;
+
+/// Query image path -> ground-truth concept keys, in file order.
+pub type QueryList = IndexMap<String, Vec<String>>;
+
+/// Read a query list.
+pub fn load_query_list(path: &Path) -> Result<QueryList, DataError> {
+    let src = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    serde_json::from_str(&src).map_err(|e| DataError::json(path, &e))
+}
+
+/// Write a query list atomically.
+pub fn save_query_list(path: &Path, list: &QueryList) -> Result<(), DataError> {
+    write_json_atomic(path, list)
+}
+
+/// One captioning result: the query, its ground-truth concepts, the model's caption and the question asked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptionResult {
+    /// Query image path.
+    pub image: String,
+    /// Ground-truth concept keys.
+    pub concepts: Vec<String>,
+    /// The generated caption.
+    pub caption: String,
+    /// The question the model was given.
+    pub question: String,
+}
+
+/// Read a caption result file: a JSON list of `[image, [names], caption, question]`; errors name the line.
+pub fn load_caption_results(path: &Path) -> Result<Vec<CaptionResult>, DataError> {
+    let src = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    array_items(&src, path)?
+        .into_iter()
+        .map(|(line, v)| {
+            let (image, concepts, caption, question): (String, Vec<String>, String, String) = serde_json::from_value(v)
+                .map_err(|e| {
+                    DataError::field(
+                        path,
+                        line,
+                        "(result)",
+                        format!("expected [image, [names], caption, question]: {e}"),
+                    )
+                })?;
+            Ok(CaptionResult { image, concepts, caption, question })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_result_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        std::fs::write(
+            &p,
+            "[\n  [\"a.jpg\", [\"<a>\"], \"<a> runs\", \"q\"],\n  [\"b.jpg\", \"<b>\", \"c\", \"q\"]\n]",
+        )
+        .unwrap();
+        let e = load_caption_results(&p).unwrap_err().to_string();
+        assert!(e.contains("r.json:3: field `(result)`"), "{e}");
+        std::fs::write(&p, "[[\"a.jpg\", [\"<a>\"], \"<a> runs\", \"q\"]]").unwrap();
+        assert_eq!(load_caption_results(&p).unwrap()[0].concepts, ["<a>"]);
+    }
+}
