@@ -16,6 +16,6 @@ pub use atomic::{write_atomic, write_json_atomic};
 pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
 pub use prompt::{ICT_SUFFIXES, Message, Part, PromptBuilder, Role, task_suffix};
-pub use queries::{CaptionResult, QueryList, load_caption_results, load_query_list, save_query_list};
+pub use queries::{CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, save_query_list};
 pub use records::{Record, RecordFormat, load_records, parse_records, save_records};
 pub use repic_rewards::{GroundTruth, Method};

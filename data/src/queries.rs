@@ -9,8 +9,42 @@ use crate::DataError;
 use crate::atomic::write_json_atomic;
 use crate::json::array_items;
 
-/// Query image path -> ground-truth concept keys, in file order.
-pub type QueryList = IndexMap<String, Vec<String>>;
+/// The ground truth of one query image: one concept set (most lists) or several (the 4-concept list asks
+/// about several concept sets for the same group photo).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QuerySets {
+    /// One set of concept keys.
+    One(Vec<String>),
+    /// Several sets, each a separate query.
+    Many(Vec<Vec<String>>),
+}
+
+/// A query list: image path -> ground-truth concept keys, in file order (`{image: [names]}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QueryList {
+    /// Entries as the file has them.
+    pub entries: IndexMap<String, QuerySets>,
+}
+
+impl QueryList {
+    /// Every query as (image, concept keys); an image with several sets yields several queries.
+    pub fn queries(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.entries.iter().flat_map(|(img, sets)| {
+            let sets: Vec<&[String]> = match sets {
+                QuerySets::One(v) => vec![v.as_slice()],
+                QuerySets::Many(v) => v.iter().map(Vec::as_slice).collect(),
+            };
+            sets.into_iter().map(move |s| (img.as_str(), s))
+        })
+    }
+
+    /// Add a one-set query.
+    pub fn insert(&mut self, image: String, concepts: Vec<String>) {
+        self.entries.insert(image, QuerySets::One(concepts));
+    }
+}
 
 /// Read a query list.
 pub fn load_query_list(path: &Path) -> Result<QueryList, DataError> {

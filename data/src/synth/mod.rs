@@ -152,7 +152,7 @@ pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, rng: &mut i
     let mut canvas = Canvas::background(side, side, rng);
     let all: Vec<Look> = looks.iter().chain(distractors).copied().collect();
     let crowd = all.len() as f32;
-    let max = (side as f32 * 0.16 / crowd.sqrt().max(1.0)).max(8.0);
+    let max = (side as f32 * 0.22 / crowd.sqrt().max(1.0)).max(8.0);
     let placed = place(&all, side, side, (max * 0.6).max(7.0), max, rng);
     let mut boxes = Vec::with_capacity(looks.len());
     for (i, p) in placed.iter().enumerate() {
@@ -383,7 +383,7 @@ pub fn generate(
     g.stage.records("eval/records.jsonl", &held_out)?;
 
     for k in [1usize, 2, 4] {
-        let mut queries: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut queries = crate::QueryList::default();
         let mut boxes: IndexMap<String, IndexMap<String, [i64; 4]>> = IndexMap::new();
         for i in 0..cfg.eval_queries {
             let mut idx: Vec<usize> = (0..g.concepts.len()).collect();
@@ -397,7 +397,7 @@ pub fn generate(
         let suffix = if k == 1 { "concept" } else { "concepts" };
         g.stage.json(&format!("eval/queries_{k}_{suffix}.json"), &queries)?;
         g.stage.json(&format!("eval/boxes_{k}_{suffix}.json"), &boxes)?;
-        counts.insert(format!("eval_queries_{k}"), queries.len());
+        counts.insert(format!("eval_queries_{k}"), queries.entries.len());
     }
 
     g.stage.json("database.json", &database(&g.concepts, cfg.refs_per_concept, true))?;

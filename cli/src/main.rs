@@ -1,0 +1,42 @@
+//! `repic`: post-training and serving personalized multimodal models. This binary is the user's edge:
+//! argument parsing, logging and progress; the work happens in the library crates.
+
+mod data_cmd;
+mod score;
+mod synth;
+
+use clap::{Parser, Subcommand};
+
+/// repic: RL post-training of multimodal LMs for personalization (RePIC), and the tools around it.
+#[derive(Parser)]
+#[command(name = "repic", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (also read from RUST_LOG), e.g. `info`, `repic=debug`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a synthetic personalization data set (concepts, scenes, RePIC records, database, queries).
+    Synth(synth::Args),
+    /// Score a captioning result file: precision, recall and F1 of concept mentions (RePIC's scorer).
+    Score(score::Args),
+    /// Inspect and convert RePIC record files.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    match cli.command {
+        Command::Synth(a) => synth::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Data(c) => data_cmd::run(c),
+    }
+}

@@ -1,0 +1,126 @@
+//! The `repic` binary end to end: score, synth, data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn repic(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_repic")).args(args).env_remove("RUST_LOG").output().expect("run repic")
+}
+
+fn captions(rel: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/repic").join(rel);
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn score_json_gives_the_papers_figures() {
+    let table = [
+        ("double_concept/captioning-skip-retrieval-ours.json", 100.0, 98.8, 99.4, 164),
+        ("double_concept/captioning-skip-retrieval-zero_shot.json", 100.0, 75.0, 85.7, 164),
+        ("double_concept/captioning-skip-retrieval-qwen_sft.json", 100.0, 82.9, 90.7, 164),
+        ("double_concept/caption-rap-llava-with-skip-retreival_RAP-llava-reproduce.json", 100.0, 93.9, 96.9, 164),
+        ("double_concept/caption-rap-llava-skip-retreival_RAP-llava-sft-2k.json", 100.0, 90.2, 94.9, 164),
+        ("quad_concept/captioning-skip-retrieval-ours.json", 88.0, 59.5, 71.0, 420),
+        ("quad_concept/captioning-skip-retrieval-zero_shot.json", 73.3, 22.9, 34.8, 420),
+        ("quad_concept/captioning-skip-retrieval-qwen_sft.json", 49.6, 13.6, 21.3, 420),
+        ("quad_concept/caption-rap-llava-skip-retreival_RAP-llava-skip-full.json", 52.9, 4.3, 7.9, 420),
+        ("quad_concept/caption-rap-llava-skip-retreival_RAP-llava-2k-skip-full.json", 36.4, 1.9, 3.6, 420),
+    ];
+    for (file, p, r, f1, slots) in table {
+        let out = repic(&["score", "--json", &captions(&format!("captioning/{file}"))]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got, json!({"precision": p, "recall": r, "f1": f1, "slots": slots}), "{file}");
+    }
+    // Forcing the other case rule on a 2-concept file changes RePIC's figure: the rule matters.
+    let ours = captions("captioning/double_concept/captioning-skip-retrieval-ours.json");
+    let lower: Value = serde_json::from_slice(&repic(&["score", "--json", "--lowercase", &ours]).stdout).unwrap();
+    assert_eq!(lower["recall"], 99.4);
+}
+
+#[test]
+fn score_name_aware_with_database() {
+    let file = captions("captioning/quad_concept/captioning-skip-retrieval-ours.json");
+    let db = captions("data/database_tot/database_4_concepts/database_mod.json");
+    let out = repic(&["score", "--json", "--scorer", "name-aware", "--database", &db, &file]);
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, json!({"precision": 96.0, "recall": 85.5, "f1": 90.4, "slots": 420}));
+    let text = repic(&["score", "--scorer", "name-aware", &file]);
+    assert!(String::from_utf8_lossy(&text.stdout).starts_with("precision 87.5  recall 73.3  F1 79.8"));
+    let bad = repic(&["score", "--database", &db, &file]);
+    assert!(!bad.status.success());
+}
+
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn synth_twice_is_identical_and_records_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let args = |out: &Path| {
+        let out = out.to_string_lossy().into_owned();
+        repic(&["synth", "--out", &out, "--seed", "7", "--concepts", "12", "--records", "60", "--eval-queries", "6"])
+    };
+    let first = args(&a);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(args(&b).status.success());
+    assert!(tree(&a) == tree(&b), "same seed, different bytes");
+    assert!(!args(&a).status.success(), "an existing output must be refused");
+    let check = repic(&["data", "check", &a.join("train/records.jsonl").to_string_lossy()]);
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains(": 60 records ("));
+}
+
+#[test]
+fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.jsonl");
+    let good = r#"{"image": "q.png", "problem": "Is <a> here?", "solution": "yes", "accu_reward_method": "yes_no"}"#;
+    let bad = r#"{"image": "q.png", "problem": "Where?", "solution": [1, 2, "x", 4], "accu_reward_method": "iou"}"#;
+    std::fs::write(&input, format!("{good}\n{good}\n{bad}\n{good}\n")).unwrap();
+    let output = dir.path().join("out.json");
+    let out = repic(&["data", "convert", &input.to_string_lossy(), &output.to_string_lossy()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl:3: field `solution`"), "{err}");
+    assert!(!output.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left behind");
+    // A broken line of JSON is reported the same way.
+    std::fs::write(&input, format!("{good}\n{{\"image\": \n")).unwrap();
+    let err = String::from_utf8_lossy(&repic(&["data", "check", &input.to_string_lossy()]).stderr).into_owned();
+    assert!(err.contains("bad.jsonl:2:"), "{err}");
+    // A valid file converts to a JSON array and back.
+    std::fs::write(&input, format!("{good}\n{good}\n")).unwrap();
+    assert!(repic(&["data", "convert", &input.to_string_lossy(), &output.to_string_lossy()]).status.success());
+    let arr: Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(arr.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [&["synth"][..], &["score"], &["data", "check"], &["data", "convert"]] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let out = repic(&args);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: repic"));
+    }
+}

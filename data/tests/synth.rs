@@ -1,0 +1,208 @@
+//! The synthetic generator: determinism, boxes on their concepts, valid records, atomic output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use repic_data::synth::{Look, SynthConfig, TaskMix, draw_concepts, generate, render_scene};
+use repic_data::{ConceptDb, GroundTruth, Info, Method, load_query_list, load_records};
+use serde_json::Value;
+
+fn small(seed: u64) -> SynthConfig {
+    SynthConfig {
+        seed,
+        concepts: 6,
+        train_records: 40,
+        eval_records: 3,
+        eval_queries: 4,
+        scene_size: 168,
+        ..SynthConfig::default()
+    }
+}
+
+fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let m = generate(&small(7), &a, false, &mut |_| {}).unwrap();
+    generate(&small(7), &b, false, &mut |_| {}).unwrap();
+    generate(&small(8), &c, false, &mut |_| {}).unwrap();
+    let (ta, tb, tc) = (read_tree(&a), read_tree(&b), read_tree(&c));
+    assert_eq!(ta.keys().cloned().collect::<Vec<_>>(), m.files);
+    assert!(ta == tb, "same seed must give identical bytes");
+    assert_ne!(ta.get("train/records.jsonl"), tc.get("train/records.jsonl"));
+    // Only the three outputs are left: no staging folders.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+}
+
+#[test]
+fn output_is_a_consistent_data_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let cfg = small(3);
+    generate(&cfg, &out, false, &mut |_| {}).unwrap();
+
+    let db = ConceptDb::load(&out.join("database.json")).unwrap();
+    let rap = ConceptDb::load(&out.join("database_rap.json")).unwrap();
+    assert_eq!(db.concept_dict.len(), 6);
+    for (key, c) in &db.concept_dict {
+        assert!(key.starts_with('<') && key.ends_with('>'));
+        assert_eq!(c.image.paths().len(), cfg.refs_per_concept);
+        assert!(matches!(&c.info, Info::Fingerprint(f) if f.distinct_features.len() >= 2));
+        assert!(matches!(&rap.concept_dict[key].info, Info::Text(t) if t.starts_with(key.as_str())));
+        for p in c.image.paths() {
+            assert!(out.join(p).is_file(), "{p}");
+        }
+    }
+
+    let train = load_records(&out.join("train/records.jsonl")).unwrap();
+    assert_eq!(train.len(), 40);
+    let held = load_records(&out.join("eval/records.jsonl")).unwrap();
+    assert_eq!(held.len(), 12);
+    for r in train.iter().chain(&held) {
+        for img in &r.images {
+            assert!(out.join(img).is_file(), "{img}");
+        }
+        let ref_count = match r.method {
+            Method::Iou => 0,
+            Method::YesNoNameMulti => r.images.len() - 1,
+            _ => 1,
+        };
+        assert_eq!(r.images.len(), ref_count + 1);
+        match (&r.method, &r.solution) {
+            (Method::YesNoName, GroundTruth::Text(k)) => assert!(r.problem.contains(k.as_str())),
+            (Method::YesNoNameMulti, GroundTruth::Names(n)) => {
+                assert!((2..=3).contains(&n.len()));
+                assert!(n.iter().all(|k| r.problem.contains(k.as_str())));
+            }
+            (Method::Iou, GroundTruth::Box(b)) => assert!(b[0] < b[2] && b[1] < b[3] && b[2] <= 168 && b[3] <= 168),
+            (Method::YesNo, GroundTruth::Text(a)) => assert!(a == "yes" || a == "no"),
+            other => panic!("unexpected record {other:?}"),
+        }
+    }
+
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    for (k, suffix) in [(1, "concept"), (2, "concepts"), (4, "concepts")] {
+        let q = load_query_list(&out.join(format!("eval/queries_{k}_{suffix}.json"))).unwrap();
+        assert_eq!(q.queries().count(), 4);
+        let boxes: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("eval/boxes_{k}_{suffix}.json"))).unwrap())
+                .unwrap();
+        for (img, keys) in q.queries() {
+            assert_eq!(keys.len(), k);
+            let png = image::open(out.join(img)).unwrap().to_rgb8();
+            for key in keys {
+                let b: Vec<i64> = serde_json::from_value(boxes[img][key].clone()).unwrap();
+                let c = manifest["concepts"].as_array().unwrap().iter().find(|c| c["key"] == *key).unwrap();
+                assert_box_shows_concept(&png, &b, c);
+            }
+        }
+    }
+}
+
+/// At least a quarter of the box (a star fills ~40% of its box) shows the concept's body, pattern or accessory colour (under any of the
+/// generator's brightness factors).
+fn assert_box_shows_concept(png: &image::RgbImage, b: &[i64], concept: &Value) {
+    let mut colours: Vec<[f32; 3]> = ["rgb", "ink_rgb", "accessory_rgb"]
+        .iter()
+        .map(|k| serde_json::from_value::<[f32; 3]>(concept[*k].clone()).unwrap())
+        .collect();
+    if concept["accessory"] == "eyes" {
+        colours.extend([[250.0; 3], [10.0; 3]]);
+    }
+    let (mut hits, mut total) = (0, 0);
+    for y in b[1]..b[3] {
+        for x in b[0]..b[2] {
+            let p = png.get_pixel(x as u32, y as u32).0.map(f32::from);
+            total += 1;
+            let near = colours.iter().any(|c| {
+                (0..=6).any(|s| {
+                    let f = 0.85 + 0.05 * s as f32;
+                    (0..3).map(|k| (p[k] - (c[k] * f).min(255.0)).powi(2)).sum::<f32>().sqrt() < 30.0
+                })
+            });
+            hits += usize::from(near);
+        }
+    }
+    assert!(hits * 4 >= total, "box {b:?} of {} shows its colours on {hits}/{total} pixels", concept["key"]);
+}
+
+#[test]
+fn scene_boxes_are_tight_around_each_concept_and_unoccluded() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let concepts = draw_concepts(8, &mut rng);
+    for n in 1..=4 {
+        let looks: Vec<Look> = concepts.iter().take(n).map(|c| c.look).collect();
+        let distractors: Vec<Look> = concepts.iter().skip(6).map(|c| c.look).collect();
+        let s = render_scene(&looks, &distractors, 224, &mut rng);
+        assert_eq!(s.boxes.len(), n);
+        for (i, b) in s.boxes.iter().enumerate() {
+            let id = i as u16 + 1;
+            assert!(0 <= b[0] && b[0] < b[2] && b[2] <= 224 && 0 <= b[1] && b[1] < b[3] && b[3] <= 224);
+            let (mut mine, mut others, mut outside) = (0, 0, 0);
+            for (p, &l) in s.labels.iter().enumerate() {
+                let (x, y) = ((p % 224) as i64, (p / 224) as i64);
+                let inside = b[0] <= x && x < b[2] && b[1] <= y && y < b[3];
+                match (inside, l == id) {
+                    (true, true) => mine += 1,
+                    (false, true) => outside += 1,
+                    (true, false) if l != 0 => others += 1,
+                    _ => {}
+                }
+            }
+            let area = (b[2] - b[0]) * (b[3] - b[1]);
+            assert_eq!(outside, 0, "concept pixels outside its box");
+            assert_eq!(others, 0, "another object inside the box");
+            assert!(mine * 10 >= area * 3, "concept covers {mine} of {area} box pixels");
+        }
+    }
+}
+
+#[test]
+fn refuses_existing_output_and_bad_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let e = generate(&small(1), &out, false, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("already exists"), "{e}");
+    assert_eq!(std::fs::read(out.join("keep.txt")).unwrap(), b"mine");
+    let bad = SynthConfig { concepts: 2, ..small(1) };
+    assert!(generate(&bad, &dir.path().join("x"), false, &mut |_| {}).is_err());
+    assert!(!dir.path().join("x").exists());
+    generate(&small(1), &out, true, &mut |_| {}).unwrap();
+    assert!(!out.join("keep.txt").exists() && out.join("manifest.json").is_file());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn task_mix_parses_and_rejects() {
+    let m = TaskMix::parse("oct=1, ict=1").unwrap();
+    assert_eq!((m.oct, m.vlt, m.ict, m.ict_multi), (1.0, 0.0, 1.0, 0.0));
+    assert!(TaskMix::parse("octo=1").unwrap_err().contains("unknown task"));
+    assert!(TaskMix::parse("oct=-1").is_err());
+    assert!(TaskMix::parse("oct=0").is_err());
+    let only_vlt = SynthConfig { mix: TaskMix::parse("vlt=1").unwrap(), ..small(2) };
+    let dir = tempfile::tempdir().unwrap();
+    generate(&only_vlt, &dir.path().join("v"), false, &mut |_| {}).unwrap();
+    let recs = load_records(&dir.path().join("v/train/records.jsonl")).unwrap();
+    assert!(recs.iter().all(|r| r.method == Method::Iou));
+}
