@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file system refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// File involved.
         path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// Underlying error (part of the message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// The text is not valid JSON (or TOML) at this line.
     #[error("{}:{line}: {msg}", path.display())]
@@ -47,8 +47,8 @@ pub enum DataError {
 
 impl DataError {
     /// Wrap an I/O error with its path.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        DataError::Io { path: path.into(), error }
     }
 
     /// A field error.

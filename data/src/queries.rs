@@ -57,8 +57,13 @@ pub fn save_query_list(path: &Path, list: &QueryList) -> Result<(), DataError> {
     write_json_atomic(path, list)
 }
 
+/// The on-disk form of a caption result.
+type ResultRow = (String, Vec<String>, String, String);
+
 /// One captioning result: the query, its ground-truth concepts, the model's caption and the question asked.
+/// It reads and writes as RePIC's `[image, [names], caption, question]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "ResultRow", from = "ResultRow")]
 pub struct CaptionResult {
     /// Query image path.
     pub image: String,
@@ -68,6 +73,18 @@ pub struct CaptionResult {
     pub caption: String,
     /// The question the model was given.
     pub question: String,
+}
+
+impl From<CaptionResult> for ResultRow {
+    fn from(r: CaptionResult) -> Self {
+        (r.image, r.concepts, r.caption, r.question)
+    }
+}
+
+impl From<ResultRow> for CaptionResult {
+    fn from((image, concepts, caption, question): ResultRow) -> Self {
+        CaptionResult { image, concepts, caption, question }
+    }
 }
 
 /// Read a caption result file: a JSON list of `[image, [names], caption, question]`; errors name the line.

@@ -106,6 +106,12 @@ fn output_is_a_consistent_data_set() {
         let boxes: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join(format!("eval/boxes_{k}_{suffix}.json"))).unwrap())
                 .unwrap();
+        let oracle = out.join(format!("eval/captions_oracle_{k}_{suffix}.json"));
+        let captions = repic_data::load_caption_results(&oracle).unwrap();
+        assert_eq!(captions.len(), 4);
+        for c in &captions {
+            assert!(c.concepts.iter().all(|k| c.caption.contains(k.as_str())), "{}", c.caption);
+        }
         for (img, keys) in q.queries() {
             assert_eq!(keys.len(), k);
             let png = image::open(out.join(img)).unwrap().to_rgb8();

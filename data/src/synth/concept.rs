@@ -86,9 +86,14 @@ impl Look {
         COLOURS[self.accessory_colour].1
     }
 
+    /// "blue striped cube".
+    pub fn description(&self) -> String {
+        format!("{} {} {}", COLOURS[self.colour].0, PATTERNS[self.pattern], SHAPES[self.shape])
+    }
+
     /// "the blue striped cube".
     pub fn referring_expression(&self) -> String {
-        format!("the {} {} {}", COLOURS[self.colour].0, PATTERNS[self.pattern], SHAPES[self.shape])
+        format!("the {}", self.description())
     }
 
     fn pattern_phrase(&self) -> Option<String> {

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 pub use concept::{ACCESSORIES, COLOURS, Look, MAX_CONCEPTS, PATTERNS, SHAPES, SynthConcept, draw_concepts};
 pub use render::{Canvas, Placed, place};
 
-use crate::{Concept, ConceptDb, DataError, Fingerprint, Images, Info, Record};
+use crate::{CaptionResult, Concept, ConceptDb, DataError, Fingerprint, Images, Info, Record};
 use write::Staging;
 
 /// Share of each training task; normalised before use.
@@ -305,6 +305,24 @@ fn concept_json(c: &SynthConcept) -> Value {
     })
 }
 
+/// Where a box sits in a `side`-pixel image, in words ("top left", "centre").
+fn position(b: &[i64; 4], side: u32) -> &'static str {
+    let third = |v: i64| ((v * 3) / i64::from(side)).clamp(0, 2) as usize;
+    let (col, row) = (third((b[0] + b[2]) / 2), third((b[1] + b[3]) / 2));
+    [["top left", "top", "top right"], ["left", "centre", "right"], ["bottom left", "bottom", "bottom right"]][row][col]
+}
+
+/// A ground-truth caption naming every concept with its look and place: an oracle for the scorer and
+/// cold-start captions for supervised fine-tuning.
+pub fn oracle_caption(concepts: &[&SynthConcept], boxes: &[[i64; 4]], side: u32) -> String {
+    let parts: Vec<String> = concepts
+        .iter()
+        .zip(boxes)
+        .map(|(c, b)| format!("{} (a {}) at the {}", c.key(), c.look.description(), position(b, side)))
+        .collect();
+    format!("In this image we see {} on a pastel background.", parts.join(", and "))
+}
+
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
 pub fn total_images(cfg: &SynthConfig) -> usize {
     cfg.concepts * cfg.refs_per_concept + cfg.train_records + 4 * cfg.eval_records + 3 * cfg.eval_queries
@@ -385,18 +403,23 @@ pub fn generate(
     for k in [1usize, 2, 4] {
         let mut queries = crate::QueryList::default();
         let mut boxes: IndexMap<String, IndexMap<String, [i64; 4]>> = IndexMap::new();
+        let mut oracle: Vec<CaptionResult> = Vec::new();
         for i in 0..cfg.eval_queries {
             let mut idx: Vec<usize> = (0..g.concepts.len()).collect();
             idx.shuffle(&mut g.rng);
             idx.truncate(k);
             let (path, bx) = g.scene(format!("eval/images/q{k}_{i:04}.png"), &idx)?;
             let keys: Vec<String> = idx.iter().map(|&c| g.concepts[c].key()).collect();
+            let question = pick(&CAPTION_QUESTIONS, &mut g.rng).to_string();
+            let caption = oracle_caption(&idx.iter().map(|&c| &g.concepts[c]).collect::<Vec<_>>(), &bx, cfg.scene_size);
+            oracle.push(CaptionResult { image: path.clone(), concepts: keys.clone(), caption, question });
             boxes.insert(path.clone(), keys.iter().cloned().zip(bx).collect());
             queries.insert(path, keys);
         }
         let suffix = if k == 1 { "concept" } else { "concepts" };
         g.stage.json(&format!("eval/queries_{k}_{suffix}.json"), &queries)?;
         g.stage.json(&format!("eval/boxes_{k}_{suffix}.json"), &boxes)?;
+        g.stage.json(&format!("eval/captions_oracle_{k}_{suffix}.json"), &oracle)?;
         counts.insert(format!("eval_queries_{k}"), queries.entries.len());
     }
 

@@ -124,8 +124,8 @@ impl Canvas {
                     let v = (dx * sin + dy * cos) / obj.size;
                     if let Some(c) = shade(&obj.look, u, v) {
                         hits += 1;
-                        for k in 0..3 {
-                            sum[k] += f32::from(c[k]);
+                        for (acc, v) in sum.iter_mut().zip(c) {
+                            *acc += f32::from(v);
                         }
                     }
                 }
@@ -134,8 +134,8 @@ impl Canvas {
                 }
                 let i = (y * self.width + x) as usize;
                 let cover = hits as f32 / 4.0;
-                for k in 0..3 {
-                    self.rgb[i][k] = self.rgb[i][k] * (1.0 - cover) + sum[k] / hits as f32 * cover;
+                for (px, acc) in self.rgb[i].iter_mut().zip(sum) {
+                    *px = *px * (1.0 - cover) + acc / hits as f32 * cover;
                 }
                 if hits >= 2 {
                     self.labels[i] = id;
