@@ -2,6 +2,19 @@
 //! result files, and a synthetic personalization data generator. See `shared/specs/data-and-eval.md`.
 //!
 //! Nothing here knows about tensors; the record's ground truth and reward method come from `repic-rewards`.
+//!
+//! ```
+//! use std::path::Path;
+//! use repic_data::{GroundTruth, Method, Part, PromptBuilder, parse_records};
+//!
+//! let jsonl = r#"{"image": ["ref.png", "query.png"], "problem": "Is <bo> here?", "solution": "yes", "accu_reward_method": "yes_no"}"#;
+//! let records = parse_records(jsonl, Path::new("train.jsonl"))?;
+//! assert_eq!(records[0].method, Method::YesNo);
+//! assert_eq!(records[0].solution, GroundTruth::Text("yes".into()));
+//! let turn = &PromptBuilder::new(0).build(&records[0], 0)[0];
+//! assert_eq!(turn.content[0], Part::Image("ref.png".into()));
+//! # Ok::<(), repic_data::DataError>(())
+//! ```
 
 mod atomic;
 mod database;

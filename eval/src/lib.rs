@@ -1,5 +1,22 @@
 //! Evaluation of personalized models. For now: multi-concept captioning precision / recall / F1 with RePIC's
 //! official rules and a name-aware variant (`shared/specs/data-and-eval.md`).
+//!
+//! ```
+//! use repic_data::CaptionResult;
+//! use repic_eval::score_official;
+//!
+//! let r = |gt: &[&str], caption: &str| CaptionResult {
+//!     image: "q.jpg".into(),
+//!     concepts: gt.iter().map(|s| s.to_string()).collect(),
+//!     caption: caption.into(),
+//!     question: "Give a caption of the image.".into(),
+//! };
+//! // <b> is missed in the first caption; the second names <a>, which is not its ground truth (a MISS).
+//! let results = [r(&["<a>", "<b>"], "<a> is eating."), r(&["<c>"], "Here is <a>.")];
+//! let s = score_official(&results, true);
+//! assert_eq!((s.slots, s.correct, s.predicted), (3, 1, 2));
+//! assert_eq!(s.rounded(), (50.0, 33.3, 40.0));
+//! ```
 
 mod caption;
 
