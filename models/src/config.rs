@@ -1,0 +1,237 @@
+//! `config.json` of Qwen2-VL / Qwen2.5-VL checkpoints, in the flat form and the nested
+//! `text_config` / `vision_config` form that newer transformers versions write.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ModelError;
+
+/// Which architecture a checkpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// Qwen2-VL: LayerNorm + QuickGELU vision blocks, full attention per image.
+    Qwen2Vl,
+    /// Qwen2.5-VL: RMSNorm + SwiGLU vision blocks, window attention with full-attention blocks.
+    Qwen25Vl,
+}
+
+/// Language-model hyper-parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TextConfig {
+    /// Vocabulary size (rows of the embedding).
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (GQA).
+    pub num_key_value_heads: usize,
+    /// RMSNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// RoPE base.
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    /// Whether `lm_head` shares the embedding matrix.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// M-RoPE split of the rotary half-dimensions among (temporal, height, width).
+    #[serde(skip)]
+    pub mrope_section: Vec<usize>,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    1_000_000.0
+}
+
+impl TextConfig {
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// Vision-tower hyper-parameters (both architectures).
+#[derive(Clone, Debug)]
+pub struct VisionConfig {
+    /// Blocks.
+    pub depth: usize,
+    /// Width of the vision transformer.
+    pub embed_dim: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Output width of the patch merger (the LM width).
+    pub out_hidden_size: usize,
+    /// Input channels.
+    pub in_chans: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// Frames per temporal patch.
+    pub temporal_patch_size: usize,
+    /// Side of the merge window in patches.
+    pub spatial_merge_size: usize,
+    /// Window side in pixels (Qwen2.5-VL).
+    pub window_size: usize,
+    /// Blocks with full attention (Qwen2.5-VL; all blocks for Qwen2-VL).
+    pub fullatt_block_indexes: Vec<usize>,
+}
+
+/// Special token ids the model needs.
+#[derive(Clone, Debug)]
+pub struct TokenIds {
+    /// `<|image_pad|>`.
+    pub image: u32,
+    /// `<|vision_start|>`.
+    pub vision_start: u32,
+    /// `<|vision_end|>`.
+    pub vision_end: u32,
+    /// End-of-sequence tokens.
+    pub eos: Vec<u32>,
+}
+
+/// The whole model configuration.
+#[derive(Clone, Debug)]
+pub struct QwenVlConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Language model.
+    pub text: TextConfig,
+    /// Vision tower.
+    pub vision: VisionConfig,
+    /// Special tokens.
+    pub tokens: TokenIds,
+}
+
+fn err(path: &Path, msg: impl Into<String>) -> ModelError {
+    ModelError::Config { path: path.into(), msg: msg.into() }
+}
+
+fn get_usize(v: &Value, key: &str, path: &Path, section: &str) -> Result<usize, ModelError> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .map(|x| x as usize)
+        .ok_or_else(|| err(path, format!("`{section}{key}` is missing or not a non-negative integer")))
+}
+
+fn ids(v: Option<&Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl QwenVlConfig {
+    /// Read `config.json` from a checkpoint folder.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join("config.json");
+        let src = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+        let v: Value = serde_json::from_str(&src).map_err(|e| err(&path, e.to_string()))?;
+        Self::from_value(&v, &path)
+    }
+
+    /// Parse a config value; `path` names the file in errors.
+    pub fn from_value(v: &Value, path: &Path) -> Result<Self, ModelError> {
+        let model_type = v.get("model_type").and_then(Value::as_str).unwrap_or_default();
+        let arch = match model_type {
+            "qwen2_vl" => Arch::Qwen2Vl,
+            "qwen2_5_vl" => Arch::Qwen25Vl,
+            other => {
+                let archs = v.get("architectures").map(Value::to_string).unwrap_or_default();
+                return Err(err(
+                    path,
+                    format!("unsupported model_type `{other}` {archs} (supported: qwen2_vl, qwen2_5_vl)"),
+                ));
+            }
+        };
+        // Nested form: text fields under `text_config`; flat form: at the top. Top-level values fill gaps.
+        let mut text_v = v.clone();
+        if let (Some(Value::Object(top)), Some(Value::Object(nested))) = (Some(v), v.get("text_config")) {
+            let mut merged = top.clone();
+            merged.extend(nested.clone());
+            text_v = Value::Object(merged);
+        }
+        let mut text: TextConfig =
+            serde_json::from_value(text_v.clone()).map_err(|e| err(path, format!("text config: {e}")))?;
+        let rope = text_v.get("rope_scaling").or_else(|| text_v.get("rope_parameters"));
+        text.mrope_section = rope
+            .and_then(|r| r.get("mrope_section"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
+            .ok_or_else(|| err(path, "`rope_scaling.mrope_section` is missing"))?;
+        let half = text.head_dim() / 2;
+        if text.mrope_section.len() != 3 || text.mrope_section.iter().sum::<usize>() != half {
+            return Err(err(path, format!("`mrope_section` must be 3 numbers summing to head_dim / 2 = {half}")));
+        }
+        if text.hidden_size % text.num_attention_heads != 0 || text.num_attention_heads % text.num_key_value_heads != 0
+        {
+            return Err(err(path, "hidden_size / heads / key-value heads do not divide evenly"));
+        }
+        let vv = v.get("vision_config").ok_or_else(|| err(path, "`vision_config` is missing"))?;
+        let s = "vision_config.";
+        let depth = get_usize(vv, "depth", path, s)?;
+        let (embed_dim, intermediate_size, out_hidden_size, fullatt, window) = match arch {
+            Arch::Qwen2Vl => {
+                let embed = get_usize(vv, "embed_dim", path, s)?;
+                let ratio = vv.get("mlp_ratio").and_then(Value::as_f64).unwrap_or(4.0);
+                let out = vv.get("hidden_size").and_then(Value::as_u64).map_or(text.hidden_size, |x| x as usize);
+                (embed, (embed as f64 * ratio) as usize, out, (0..depth).collect(), 0)
+            }
+            Arch::Qwen25Vl => {
+                let full: Vec<usize> = vv
+                    .get("fullatt_block_indexes")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
+                    .unwrap_or_default();
+                (
+                    get_usize(vv, "hidden_size", path, s)?,
+                    get_usize(vv, "intermediate_size", path, s)?,
+                    get_usize(vv, "out_hidden_size", path, s)?,
+                    full,
+                    get_usize(vv, "window_size", path, s)?,
+                )
+            }
+        };
+        let num_heads = get_usize(vv, "num_heads", path, s)?;
+        if embed_dim % num_heads != 0 || (embed_dim / num_heads) % 4 != 0 {
+            return Err(err(path, "vision embed_dim / num_heads must be a multiple of 4"));
+        }
+        let or = |k: &str, d: usize| vv.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
+        let vision = VisionConfig {
+            depth,
+            embed_dim,
+            num_heads,
+            intermediate_size,
+            out_hidden_size,
+            in_chans: or("in_chans", or("in_channels", 3)),
+            patch_size: or("patch_size", or("spatial_patch_size", 14)),
+            temporal_patch_size: or("temporal_patch_size", 2),
+            spatial_merge_size: or("spatial_merge_size", 2),
+            window_size: window,
+            fullatt_block_indexes: fullatt,
+        };
+        let tok = |k: &str, d: u32| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as u32);
+        let mut eos = ids(v.get("eos_token_id"));
+        if eos.is_empty() {
+            eos = ids(text_v.get("eos_token_id"));
+        }
+        let tokens = TokenIds {
+            image: tok("image_token_id", 151_655),
+            vision_start: tok("vision_start_token_id", 151_652),
+            vision_end: tok("vision_end_token_id", 151_653),
+            eos,
+        };
+        Ok(QwenVlConfig { arch, text, vision, tokens })
+    }
+}

@@ -1,0 +1,158 @@
+//! The Qwen2 decoder: GQA attention with q/k/v bias and M-RoPE, SwiGLU MLP, RMSNorm.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use super::norm::Norm;
+use super::rope::rotate;
+use crate::config::TextConfig;
+
+/// Self-attention of one decoder layer.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection (with bias).
+    pub q_proj: Linear<B>,
+    /// Key projection (with bias).
+    pub k_proj: Linear<B>,
+    /// Value projection (with bias).
+    pub v_proj: Linear<B>,
+    /// Output projection (no bias).
+    pub o_proj: Linear<B>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+/// SwiGLU MLP.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// Gate projection.
+    pub gate_proj: Linear<B>,
+    /// Up projection.
+    pub up_proj: Linear<B>,
+    /// Down projection.
+    pub down_proj: Linear<B>,
+}
+
+/// One decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// Attention.
+    pub self_attn: Attention<B>,
+    /// MLP.
+    pub mlp: Mlp<B>,
+    /// Norm before attention.
+    pub input_layernorm: Norm<B>,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: Norm<B>,
+}
+
+/// The decoder stack (HF `model.*`).
+#[derive(Module, Debug)]
+pub struct TextModel<B: Backend> {
+    /// Token embedding.
+    pub embed_tokens: Embedding<B>,
+    /// Layers.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: Norm<B>,
+}
+
+fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
+    LinearConfig::new(i, o).with_bias(bias).init(device)
+}
+
+impl<B: Backend> TextModel<B> {
+    /// A randomly initialised decoder for `cfg` (weights are then loaded from a checkpoint).
+    pub fn new(cfg: &TextConfig, device: &B::Device) -> Self {
+        let (d, hd) = (cfg.hidden_size, cfg.head_dim());
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                self_attn: Attention {
+                    q_proj: linear(d, cfg.num_attention_heads * hd, true, device),
+                    k_proj: linear(d, cfg.num_key_value_heads * hd, true, device),
+                    v_proj: linear(d, cfg.num_key_value_heads * hd, true, device),
+                    o_proj: linear(cfg.num_attention_heads * hd, d, false, device),
+                    heads: cfg.num_attention_heads,
+                    kv_heads: cfg.num_key_value_heads,
+                    head_dim: hd,
+                },
+                mlp: Mlp {
+                    gate_proj: linear(d, cfg.intermediate_size, false, device),
+                    up_proj: linear(d, cfg.intermediate_size, false, device),
+                    down_proj: linear(cfg.intermediate_size, d, false, device),
+                },
+                input_layernorm: Norm::rms(d, cfg.rms_norm_eps, device),
+                post_attention_layernorm: Norm::rms(d, cfg.rms_norm_eps, device),
+            })
+            .collect();
+        TextModel {
+            embed_tokens: EmbeddingConfig::new(cfg.vocab_size, d).init(device),
+            layers,
+            norm: Norm::rms(d, cfg.rms_norm_eps, device),
+        }
+    }
+
+    /// Run the decoder over embeddings `[B, T, d]` with rotary tables `[B, T, head_dim]` and a mask
+    /// `[B, T, T]` that is true where attention is forbidden; returns the final-norm hidden states.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 3>,
+        sin: &Tensor<B, 3>,
+        mask: &Tensor<B, 3, Bool>,
+    ) -> Tensor<B, 3> {
+        let mut h = x;
+        for layer in &self.layers {
+            let a = layer.self_attn.forward(layer.input_layernorm.forward(h.clone()), cos, sin, mask);
+            h = h + a;
+            let m = layer.mlp.forward(layer.post_attention_layernorm.forward(h.clone()));
+            h = h + m;
+        }
+        self.norm.forward(h)
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 3>,
+        sin: &Tensor<B, 3>,
+        mask: &Tensor<B, 3, Bool>,
+    ) -> Tensor<B, 3> {
+        let [b, t, _] = x.dims();
+        let split = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, self.head_dim]).swap_dims(1, 2);
+        let q = split(self.q_proj.forward(x.clone()), self.heads);
+        let k = split(self.k_proj.forward(x.clone()), self.kv_heads);
+        let v = split(self.v_proj.forward(x), self.kv_heads);
+        let (cos, sin) = (cos.clone().unsqueeze_dim::<4>(1), sin.clone().unsqueeze_dim::<4>(1));
+        let q = rotate(q, &cos, &sin);
+        let k = rotate(k, &cos, &sin);
+        let rep = self.heads / self.kv_heads;
+        let repeat = |y: Tensor<B, 4>| {
+            if rep == 1 {
+                y
+            } else {
+                let s = y.dims();
+                y.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([s[0], s[1] * rep, s[2], s[3]])
+            }
+        };
+        let (k, v) = (repeat(k), repeat(v));
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        let mask = mask.clone().unsqueeze_dim::<4>(1).expand(scores.dims());
+        let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        let out = softmax(scores, 3).matmul(v);
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]))
+    }
+}

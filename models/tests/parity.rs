@@ -1,0 +1,143 @@
+//! Parity with transformers on the tiny random checkpoints in `tests/fixtures/` (made by
+//! `scripts/make_parity_fixtures.py`): vision features, rope index, last logits (max abs diff <= 1e-4),
+//! greedy tokens and their log-probs.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+
+use repic_models::qwen::rope::rope_index;
+use repic_models::{QwenVl, QwenVlConfig, VlInput, load_qwen_vl};
+use safetensors::SafeTensors;
+use serde_json::Value;
+
+type B = Flex;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+struct Reference {
+    bytes: Vec<u8>,
+    meta: Value,
+}
+
+impl Reference {
+    fn load(dir: &Path) -> Self {
+        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+        let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        Reference { bytes, meta }
+    }
+
+    fn tensor(&self, key: &str) -> Option<(Vec<usize>, Vec<f64>)> {
+        let st = SafeTensors::deserialize(&self.bytes).unwrap();
+        let t = st.tensor(key).ok()?;
+        let raw = t.data();
+        let vals: Vec<f64> = match t.dtype() {
+            safetensors::Dtype::F32 => {
+                raw.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+            }
+            safetensors::Dtype::I64 => {
+                raw.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+            }
+            other => panic!("unexpected dtype {other:?}"),
+        };
+        Some((t.shape().to_vec(), vals))
+    }
+
+    fn input(&self, case: &str) -> VlInput {
+        let ids = self.tensor(&format!("{case}.input_ids")).unwrap().1.iter().map(|&x| x as u32).collect();
+        let (pixels, grids) = match self.tensor(&format!("{case}.pixel_values")) {
+            Some((_, px)) => {
+                let g = self.tensor(&format!("{case}.image_grid_thw")).unwrap().1;
+                let grids = g.chunks(3).map(|c| [c[0] as usize, c[1] as usize, c[2] as usize]).collect();
+                (px.iter().map(|&x| x as f32).collect(), grids)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        VlInput { ids, pixels, grids }
+    }
+}
+
+fn max_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    // NaN anywhere counts as an infinite difference (f64::max would silently skip it).
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
+}
+
+/// Greedy decoding without a cache: returns the tokens and their log-probs.
+fn greedy(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, n: usize) -> (Vec<u32>, Vec<f32>) {
+    let dev = Default::default();
+    let mut cur = input.clone();
+    let (mut toks, mut lps) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let logits = model.logits(&cur, cfg, &dev).unwrap();
+        let t = logits.dims()[0];
+        let last: Tensor<B, 2> = logits.narrow(0, t - 1, 1);
+        let lp = log_softmax(last, 1).into_data().to_vec::<f32>().unwrap();
+        let (best, v) =
+            lp.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        toks.push(best as u32);
+        lps.push(v);
+        cur.ids.push(best as u32);
+    }
+    (toks, lps)
+}
+
+fn check(name: &str) {
+    let dir = fixture(name);
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap_or_else(|e| panic!("{e}"));
+    let r = Reference::load(&dir);
+    for (case, entry) in r.meta["cases"].as_object().unwrap() {
+        let input = r.input(case);
+        let (pos, delta) = rope_index(&input.ids, cfg.tokens.image, &input.grids, 2).unwrap();
+        let want_pos = r.tensor(&format!("{case}.position_ids")).unwrap().1;
+        let got_pos: Vec<f64> = pos.iter().flatten().map(|&p| p as f64).collect();
+        assert_eq!(got_pos, want_pos, "{name}/{case}: rope index");
+        assert_eq!(delta, entry["rope_delta"].as_i64().unwrap(), "{name}/{case}: rope delta");
+        if let Some((shape, want)) = r.tensor(&format!("{case}.vision_features")) {
+            let got = model.image_features(&input, &dev).unwrap();
+            assert_eq!(got.dims().to_vec(), shape, "{name}/{case}: vision feature shape");
+            let d = max_diff(&got.into_data().to_vec::<f32>().unwrap(), &want);
+            assert!(d <= 1e-4, "{name}/{case}: vision features differ by {d}");
+        }
+        let logits = model.logits(&input, &cfg, &dev).unwrap();
+        let t = logits.dims()[0];
+        let last = logits.narrow(0, t - 1, 1).into_data().to_vec::<f32>().unwrap();
+        let d = max_diff(&last, &r.tensor(&format!("{case}.logits_last")).unwrap().1);
+        assert!(d <= 1e-4, "{name}/{case}: last logits differ by {d}");
+        let want: Vec<u32> =
+            entry["greedy_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let (toks, lps) = greedy(&model, &cfg, &input, want.len());
+        assert_eq!(toks, want, "{name}/{case}: greedy tokens");
+        for (g, w) in lps.iter().zip(entry["greedy_logprobs"].as_array().unwrap()) {
+            assert!((*g as f64 - w.as_f64().unwrap()).abs() <= 1e-3, "{name}/{case}: log-prob {g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn qwen2_vl_nested_config_f32() {
+    check("qwen2_vl");
+}
+
+#[test]
+fn qwen2_vl_flat_config_bf16_weights() {
+    check("qwen2_vl_flat");
+}
+
+#[test]
+fn qwen2_5_vl_window_attention_f32() {
+    check("qwen2_5_vl");
+}
+
+#[test]
+fn qwen2_5_vl_other_heads_bf16_weights() {
+    check("qwen2_5_vl_b");
+}
