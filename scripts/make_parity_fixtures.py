@@ -3,7 +3,7 @@
 
 Run by a developer, never by CI (it needs torch and transformers from PyPI):
 
-    python -m venv .venv && .venv/bin/pip install torch==2.9.0 transformers==4.57.1 tokenizers pillow numpy
+    python -m venv .venv && .venv/bin/pip install torch==2.9.0 torchvision==0.24.0 transformers==4.57.1 pillow==11.3.0 numpy
     .venv/bin/python scripts/make_parity_fixtures.py --out models/tests/fixtures
 
 Each model folder is a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
@@ -12,6 +12,9 @@ tokenizer_config.json with the Qwen2-VL chat template, preprocessor_config.json,
 prompt, input ids, pixel values, image grids, M-RoPE position ids, vision features, last-position logits, greedy
 tokens and their log-probs. Variants differ in sizes, head counts, mrope sections and config layout (nested
 `text_config` as transformers 4.57 writes it, or the flat layout of the Hub's Qwen2-VL files).
+
+Pillow is pinned to 11.3.0: the slow Qwen2-VL processor resizes with PIL, and Pillow 13 changed the order of
+the two bicubic passes for some sizes (pixels then differ by up to ~20/255); repic reproduces Pillow <= 12.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 from safetensors.torch import save_file
@@ -182,7 +186,7 @@ def make(name: str, out: Path, seed: int):
         tensors[f"{case}.logits_last"] = out.logits[0, -1].float().contiguous()
         tensors[f"{case}.position_ids"] = pos[:, 0].contiguous()
         tensors[f"{case}.input_ids"] = inputs["input_ids"][0].contiguous()
-        entry = {"prompt": prompt, "images": [f"image{pics.index(im)}.png" for im in imgs],
+        entry = {"messages": messages, "prompt": prompt, "images": [f"image{pics.index(im)}.png" for im in imgs],
                  "greedy_tokens": new.tolist(), "greedy_logprobs": logps, "rope_delta": int(delta[0].item())}
         if imgs:
             with torch.no_grad():
@@ -197,6 +201,7 @@ def make(name: str, out: Path, seed: int):
 
 
 def main():
+    assert PIL.__version__.split(".")[0] in ("10", "11", "12"), f"use pillow<13, not {PIL.__version__} (see above)"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("models/tests/fixtures"))
     ap.add_argument("--only", nargs="*", default=list(VARIANTS))

@@ -9,7 +9,9 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
 use repic_models::qwen::rope::rope_index;
-use repic_models::{QwenVl, QwenVlConfig, VlInput, load_qwen_vl};
+use repic_models::{
+    ChatMessage, ChatPart, ChatTokenizer, ProcessorConfig, QwenVl, QwenVlConfig, VlInput, load_qwen_vl,
+};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
@@ -119,6 +121,59 @@ fn check(name: &str) {
         for (g, w) in lps.iter().zip(entry["greedy_logprobs"].as_array().unwrap()) {
             assert!((*g as f64 - w.as_f64().unwrap()).abs() <= 1e-3, "{name}/{case}: log-prob {g} vs {w}");
         }
+    }
+}
+
+/// Chat template, tokenizer and image processor against the processor's outputs: same prompt text, same ids,
+/// same pixel values (max abs diff <= 1e-6) and grids.
+fn check_preprocessing(name: &str) {
+    let dir = fixture(name);
+    let r = Reference::load(&dir);
+    let tok = ChatTokenizer::load(&dir).unwrap();
+    let proc = ProcessorConfig::load(&dir).unwrap();
+    for (case, entry) in r.meta["cases"].as_object().unwrap() {
+        let messages: Vec<ChatMessage> = entry["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| ChatMessage {
+                role: m["role"].as_str().unwrap().into(),
+                content: m["content"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| match c["type"].as_str().unwrap() {
+                        "image" => ChatPart::Image,
+                        _ => ChatPart::Text(c["text"].as_str().unwrap().into()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let prompt = tok.render(&messages, true).unwrap();
+        assert_eq!(prompt, entry["prompt"].as_str().unwrap(), "{name}/{case}: chat template");
+        let images: Vec<_> = entry["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| proc.process_file(&dir.join(f.as_str().unwrap())).unwrap())
+            .collect();
+        let pads: Vec<usize> = images.iter().map(|i| i.tokens(2)).collect();
+        let ids = tok.encode_with_images(&prompt, &pads).unwrap();
+        let want = r.input(case);
+        assert_eq!(ids, want.ids, "{name}/{case}: input ids");
+        let grids: Vec<[usize; 3]> = images.iter().map(|i| i.grid).collect();
+        assert_eq!(grids, want.grids, "{name}/{case}: image grids");
+        let pixels: Vec<f32> = images.iter().flat_map(|i| i.patches.iter().copied()).collect();
+        let want_px: Vec<f64> = want.pixels.iter().map(|&x| x as f64).collect();
+        let d = max_diff(&pixels, &want_px);
+        assert!(d <= 1e-6, "{name}/{case}: pixel values differ by {d}");
+    }
+}
+
+#[test]
+fn preprocessing_matches_the_transformers_processor() {
+    for name in ["qwen2_vl", "qwen2_vl_flat", "qwen2_5_vl", "qwen2_5_vl_b"] {
+        check_preprocessing(name);
     }
 }
 
