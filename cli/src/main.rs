@@ -1,7 +1,9 @@
 //! `repic`: post-training and serving personalized multimodal models. This binary is the user's edge:
 //! argument parsing, logging and progress; the work happens in the library crates.
 
+mod backend;
 mod data_cmd;
+mod generate;
 mod score;
 mod synth;
 
@@ -24,6 +26,8 @@ enum Command {
     Synth(synth::Args),
     /// Score a captioning result file: precision, recall and F1 of concept mentions (RePIC's scorer).
     Score(score::Args),
+    /// Generate text with a Qwen2-VL / Qwen2.5-VL checkpoint from images and a prompt.
+    Generate(generate::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -48,5 +52,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
         Command::Data(c) => data_cmd::run(c),
+        Command::Generate(a) => generate::run(a),
     }
 }

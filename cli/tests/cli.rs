@@ -124,3 +124,45 @@ fn every_subcommand_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: repic"));
     }
 }
+
+#[test]
+fn generate_json_matches_transformers_on_every_fixture() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures");
+    for name in ["qwen2_vl", "qwen2_vl_flat", "qwen2_5_vl", "qwen2_5_vl_b"] {
+        let dir = root.join(name);
+        let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        for (case, e) in meta["cases"].as_object().unwrap() {
+            let text = e["messages"][0]["content"].as_array().unwrap().iter().find_map(|c| c["text"].as_str()).unwrap();
+            let want_tokens = e["greedy_tokens"].as_array().unwrap();
+            let n = want_tokens.len().to_string();
+            let model = dir.to_string_lossy().into_owned();
+            let mut args = vec!["generate", "--model", &model, "--prompt", text, "--max-new-tokens", &n, "--json"];
+            let images: Vec<String> = e["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| dir.join(i.as_str().unwrap()).to_string_lossy().into_owned())
+                .collect();
+            for i in &images {
+                args.extend(["--image", i.as_str()]);
+            }
+            let out = repic(&args);
+            assert!(out.status.success(), "{name}/{case}: {}", String::from_utf8_lossy(&out.stderr));
+            let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(got["prompt"], e["prompt"], "{name}/{case}");
+            assert_eq!(&got["tokens"], &e["greedy_tokens"], "{name}/{case}");
+            for (g, w) in got["logprobs"].as_array().unwrap().iter().zip(e["greedy_logprobs"].as_array().unwrap()) {
+                let d = (g.as_f64().unwrap() - w.as_f64().unwrap()).abs();
+                assert!(d <= 1e-3, "{name}/{case}: log-prob differs by {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn generate_reports_bad_checkpoints_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = repic(&["generate", "--model", &dir.path().to_string_lossy(), "--prompt", "hi"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.json"));
+}

@@ -174,7 +174,8 @@ impl QwenVlConfig {
         if text.mrope_section.len() != 3 || text.mrope_section.iter().sum::<usize>() != half {
             return Err(err(path, format!("`mrope_section` must be 3 numbers summing to head_dim / 2 = {half}")));
         }
-        if text.hidden_size % text.num_attention_heads != 0 || text.num_attention_heads % text.num_key_value_heads != 0
+        if !text.hidden_size.is_multiple_of(text.num_attention_heads)
+            || !text.num_attention_heads.is_multiple_of(text.num_key_value_heads)
         {
             return Err(err(path, "hidden_size / heads / key-value heads do not divide evenly"));
         }
@@ -204,7 +205,7 @@ impl QwenVlConfig {
             }
         };
         let num_heads = get_usize(vv, "num_heads", path, s)?;
-        if embed_dim % num_heads != 0 || (embed_dim / num_heads) % 4 != 0 {
+        if !embed_dim.is_multiple_of(num_heads) || !(embed_dim / num_heads).is_multiple_of(4) {
             return Err(err(path, "vision embed_dim / num_heads must be a multiple of 4"));
         }
         let or = |k: &str, d: usize| vv.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);

@@ -1,16 +1,20 @@
 //! Multimodal models for repic on burn: Qwen2-VL / Qwen2.5-VL (vision tower, Qwen2 decoder with M-RoPE),
 //! loaded from Hugging Face checkpoint folders. Generic over `B: Backend`; the binary picks the backend.
 
+mod checkpoint;
 pub mod config;
 mod error;
+pub mod generate;
 pub mod load;
 pub mod processor;
 pub mod qwen;
 pub mod resize;
 pub mod tokenizer;
 
+pub use checkpoint::{Checkpoint, PreparedPrompt};
 pub use config::{Arch, QwenVlConfig};
 pub use error::ModelError;
+pub use generate::{GenerateOptions, Generation, generate};
 pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};

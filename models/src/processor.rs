@@ -47,9 +47,12 @@ fn patch() -> usize {
 fn two() -> usize {
     2
 }
+// The OpenAI CLIP constants as transformers writes them (they round to the nearest f32).
+#[allow(clippy::excessive_precision)]
 fn mean() -> [f32; 3] {
     [0.481_454_66, 0.457_827_5, 0.408_210_73]
 }
+#[allow(clippy::excessive_precision)]
 fn std_() -> [f32; 3] {
     [0.268_629_54, 0.261_302_58, 0.275_777_11]
 }

@@ -85,10 +85,11 @@ pub fn mrope_tables<B: Backend>(
         owner.extend(std::iter::repeat_n(axis, n));
     }
     let (mut cos, mut sin) = (Vec::with_capacity(t * head_dim), Vec::with_capacity(t * head_dim));
-    for j in 0..t {
+    for ((&p0, &p1), &p2) in pos[0].iter().zip(&pos[1]).zip(&pos[2]) {
+        let p = [p0, p1, p2];
         for _ in 0..2 {
             for (k, f) in freq.iter().enumerate() {
-                let a = pos[owner[k]][j] as f32 * f;
+                let a = p[owner[k]] as f32 * f;
                 cos.push(a.cos());
                 sin.push(a.sin());
             }
