@@ -28,7 +28,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import processors
 from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2VLConfig,
@@ -200,13 +205,72 @@ def make(name: str, out: Path, seed: int):
     print(f"{name}: {sum(f.stat().st_size for f in d.iterdir()) / 1024:.0f} KiB")
 
 
+def make_clip(out: Path, seed: int):
+    """A tiny CLIP with its tokenizer and image processor; references: pixel values, ids and embeddings."""
+    d = out / "clip"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    torch.manual_seed(seed)
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.normalizer = __import__("tokenizers").normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=200, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.add_special_tokens(["<|startoftext|>", "<|endoftext|>"])
+    bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>")
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=48, bos_token_id=bos, eos_token_id=eos,
+                         hidden_act="quick_gelu"),
+        vision_config=dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=56, patch_size=14, hidden_act="quick_gelu"),
+        projection_dim=24)
+    model = CLIPModel(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1 if p.dim() > 1 else 0.3)
+        for n, p in model.named_parameters():
+            if ("norm" in n or "layrnorm" in n) and n.endswith("weight"):
+                p.uniform_(0.7, 1.3)
+    model.eval()
+    model.save_pretrained(d, safe_serialization=True)
+    fast.save_pretrained(d)
+    proc = CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
+    proc.save_pretrained(d)
+    pics = images(seed)
+    names = []
+    for i, p in enumerate(pics):
+        p.save(d / f"image{i}.png")
+        names.append(f"image{i}.png")
+    texts = ["a photo of a blue striped cube", "A Photo of <bo>.", "yes"]
+    px = proc(images=pics, return_tensors="pt")["pixel_values"]
+    ids = [fast(t)["input_ids"] for t in texts]
+    with torch.no_grad():
+        img = model.get_image_features(pixel_values=px)
+        img = img / img.norm(dim=-1, keepdim=True)
+        txt = [model.get_text_features(input_ids=torch.tensor([i])) for i in ids]
+        txt = torch.cat([t / t.norm(dim=-1, keepdim=True) for t in txt])
+    save_file({"pixel_values": px.float().contiguous(), "image_embeds": img.float().contiguous(),
+               "text_embeds": txt.float().contiguous()}, str(d / "reference.safetensors"))
+    (d / "reference.json").write_text(json.dumps({"images": names, "texts": texts, "input_ids": ids}, indent=1))
+    print(f"clip: {sum(f.stat().st_size for f in d.iterdir()) / 1024:.0f} KiB")
+
+
 def main():
     assert PIL.__version__.split(".")[0] in ("10", "11", "12"), f"use pillow<13, not {PIL.__version__} (see above)"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("models/tests/fixtures"))
-    ap.add_argument("--only", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--only", nargs="*", default=[*VARIANTS, "clip"])
     args = ap.parse_args()
-    for name in args.only:
+    if "clip" in args.only:
+        make_clip(args.out, seed=2000)
+    for name in (n for n in args.only if n != "clip"):
         make(name, args.out, seed=1000 + list(VARIANTS).index(name))
 
 

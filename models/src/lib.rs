@@ -2,6 +2,7 @@
 //! loaded from Hugging Face checkpoint folders. Generic over `B: Backend`; the binary picks the backend.
 
 mod checkpoint;
+pub mod clip;
 pub mod config;
 mod error;
 pub mod generate;
@@ -12,6 +13,7 @@ pub mod resize;
 pub mod tokenizer;
 
 pub use checkpoint::{Checkpoint, PreparedPrompt};
+pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, load_clip};
 pub use config::{Arch, QwenVlConfig};
 pub use error::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};

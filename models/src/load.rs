@@ -24,8 +24,9 @@ pub const QWEN_KEY_MAP: [(&str, &str); 4] = [
     (r"merger\.mlp\.2\.", "merger.fc_out."),
 ];
 
-/// Casts float tensors to the run's float type and turns 5-D Conv3d patch weights (`[d, C, T, P, P]`)
-/// into the 2-D `[d, C*T*P*P]` layout of a Linear (before the PyTorch adapter transposes it).
+/// Casts float tensors to the run's float type, turns Conv2d/Conv3d patch weights (`[d, C, (T,) P, P]`) into
+/// the 2-D `[d, C*(T*)P*P]` layout of a Linear (before the PyTorch adapter transposes it), and 0-d scalars
+/// (CLIP's `logit_scale`) into 1-element vectors.
 #[derive(Clone)]
 struct LayoutAdapter {
     dtype: DType,
@@ -34,12 +35,18 @@ struct LayoutAdapter {
 impl ModuleAdapter for LayoutAdapter {
     fn adapt(&self, s: &TensorSnapshot) -> TensorSnapshot {
         let is_float = matches!(s.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64);
-        let conv = s.shape.len() == 5;
-        if !is_float || (s.dtype == self.dtype && !conv) {
+        let conv = s.shape.len() >= 4;
+        let scalar = s.shape.is_empty();
+        if !is_float || (s.dtype == self.dtype && !conv && !scalar) {
             return s.clone();
         }
-        let shape: Vec<usize> =
-            if conv { vec![s.shape[0], s.shape.iter().skip(1).product()] } else { s.shape.to_vec() };
+        let shape: Vec<usize> = if conv {
+            vec![s.shape[0], s.shape.iter().skip(1).product()]
+        } else if scalar {
+            vec![1]
+        } else {
+            s.shape.to_vec()
+        };
         let inner = s.clone_data_fn();
         let (dtype, target) = (self.dtype, shape.clone());
         let data = Rc::new(move || {
