@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use repic_models::{ChatMessage, ChatPart, Checkpoint, GenerateOptions, generate};
-
-use crate::backend::{Backend, device};
+use repic_models::{
+    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, default_device as device, generate,
+};
 
 /// Arguments of `repic generate`.
 #[derive(clap::Args)]

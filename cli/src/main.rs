@@ -1,8 +1,8 @@
 //! `repic`: post-training and serving personalized multimodal models. This binary is the user's edge:
 //! argument parsing, logging and progress; the work happens in the library crates.
 
-mod backend;
 mod data_cmd;
+mod export;
 mod generate;
 mod score;
 mod synth;
@@ -28,6 +28,8 @@ enum Command {
     Score(score::Args),
     /// Generate text with a Qwen2-VL / Qwen2.5-VL checkpoint from images and a prompt.
     Generate(generate::Args),
+    /// Write a checkpoint back as a Hugging Face folder (loads in transformers).
+    Export(export::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -53,5 +55,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(a) => score::run(a),
         Command::Data(c) => data_cmd::run(c),
         Command::Generate(a) => generate::run(a),
+        Command::Export(a) => export::run(a),
     }
 }

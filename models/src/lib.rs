@@ -1,6 +1,7 @@
 //! Multimodal models for repic on burn: Qwen2-VL / Qwen2.5-VL (vision tower, Qwen2 decoder with M-RoPE),
 //! loaded from Hugging Face checkpoint folders. Generic over `B: Backend`; the binary picks the backend.
 
+pub mod backend;
 mod checkpoint;
 pub mod clip;
 pub mod config;
@@ -10,8 +11,10 @@ pub mod load;
 pub mod processor;
 pub mod qwen;
 pub mod resize;
+pub mod save;
 pub mod tokenizer;
 
+pub use backend::{DefaultBackend, default_device};
 pub use checkpoint::{Checkpoint, PreparedPrompt};
 pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, load_clip};
 pub use config::{Arch, QwenVlConfig};
@@ -19,6 +22,7 @@ pub use error::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};
 pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
+pub use save::save_qwen_vl;
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};
 
 use std::path::Path;

@@ -3,13 +3,12 @@
 
 use std::path::PathBuf;
 
-use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use repic_models::{ClipProcessor, ClipTokenizer, load_clip};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-type B = Flex;
+type B = repic_models::DefaultBackend;
 
 fn rows(bytes: &[u8], key: &str) -> (Vec<usize>, Vec<f32>) {
     let st = SafeTensors::deserialize(bytes).unwrap();

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::Flex;
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
@@ -15,7 +14,7 @@ use repic_models::{
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-type B = Flex;
+type B = repic_models::DefaultBackend;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

@@ -1,0 +1,120 @@
+//! Saving models as Hugging Face checkpoint folders (safetensors in the PyTorch layout, plus the source
+//! folder's config, tokenizer and processor files), written into a staging folder and renamed into place.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use burn::module::Module;
+use burn::store::{
+    BurnToPyTorchAdapter, ChainAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, SafetensorsStore,
+    TensorSnapshot,
+};
+use burn::tensor::backend::Backend;
+
+use crate::{ModelError, QwenVl, QwenVlConfig};
+
+/// Files copied from the source checkpoint when present.
+const SIDE_FILES: [&str; 12] = [
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+];
+
+/// Gives tensors at the listed paths their checkpoint shape (Linear-held conv weights, 1-element scalars).
+#[derive(Clone)]
+struct ShapeAdapter {
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl ModuleAdapter for ShapeAdapter {
+    fn adapt(&self, s: &TensorSnapshot) -> TensorSnapshot {
+        let path = s.full_path();
+        let Some((_, shape)) = self.shapes.iter().find(|(p, _)| *p == path) else { return s.clone() };
+        let inner = s.clone_data_fn();
+        let target = shape.clone();
+        let data = Rc::new(move || Ok(burn::tensor::TensorData { shape: target.clone().into(), ..inner()? }));
+        TensorSnapshot::from_closure(
+            data,
+            s.dtype,
+            shape.clone().into(),
+            s.path_stack.clone().unwrap_or_default(),
+            s.container_stack.clone().unwrap_or_default(),
+            s.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
+/// Write `module`'s tensors to `file` in PyTorch layout, renaming keys with `key_map` (regex, replacement)
+/// and reshaping the tensors in `shapes`.
+pub fn save_weights<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    module: &M,
+    file: &Path,
+    key_map: &[(&str, &str)],
+    shapes: Vec<(String, Vec<usize>)>,
+) -> Result<(), ModelError> {
+    let err = |msg: String| ModelError::Config { path: file.into(), msg };
+    let mut remap = KeyRemapper::new();
+    for (from, to) in key_map {
+        remap = remap.add_pattern(*from, *to).map_err(|e| err(format!("key pattern {from}: {e}")))?;
+    }
+    let adapter = ChainAdapter::new(BurnToPyTorchAdapter, ShapeAdapter { shapes });
+    // transformers refuses safetensors files whose `format` metadata is not `pt`.
+    let mut store = SafetensorsStore::from_file(file.to_path_buf())
+        .with_to_adapter(adapter)
+        .remap(remap)
+        .metadata("format", "pt")
+        .overwrite(true);
+    store.collect_from::<B, M>(module).map_err(|e| err(format!("writing safetensors: {e}")))
+}
+
+/// Write `model` as a Hugging Face checkpoint folder `out` (replaced only if `overwrite`), copying config,
+/// tokenizer and processor files from `source` (the folder it was loaded from). transformers loads the result.
+pub fn save_qwen_vl<B: Backend>(
+    model: &QwenVl<B>,
+    cfg: &QwenVlConfig,
+    source: &Path,
+    out: &Path,
+    overwrite: bool,
+) -> Result<(), ModelError> {
+    if out.exists() && !overwrite {
+        return Err(ModelError::Config { path: out.into(), msg: "already exists".into() });
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
+    let stage =
+        tempfile::Builder::new().prefix(".repic-save-").tempdir_in(parent).map_err(|e| ModelError::io(parent, e))?;
+    let v = &cfg.vision;
+    let patch = vec![v.embed_dim, v.in_chans, v.temporal_patch_size, v.patch_size, v.patch_size];
+    let key_map = [(r"merger\.fc_in\.", "merger.mlp.0."), (r"merger\.fc_out\.", "merger.mlp.2.")];
+    let shapes = vec![("visual.patch_embed.proj.weight".to_string(), patch)];
+    save_weights(model, &stage.path().join("model.safetensors"), &key_map, shapes)?;
+    for f in SIDE_FILES {
+        let src = source.join(f);
+        if src.is_file() {
+            std::fs::copy(&src, stage.path().join(f)).map_err(|e| ModelError::io(&src, e))?;
+        }
+    }
+    let staged = stage.keep();
+    if out.exists() {
+        let old = staged.with_extension("old");
+        std::fs::rename(out, &old).map_err(|e| ModelError::io(out, e))?;
+        std::fs::rename(&staged, out).map_err(|e| ModelError::io(out, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| ModelError::io(&old, e))?;
+    } else {
+        std::fs::rename(&staged, out).map_err(|e| ModelError::io(out, e))?;
+    }
+    Ok(())
+}
