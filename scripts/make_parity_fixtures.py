@@ -100,7 +100,7 @@ VARIANTS = {
                  dict(depth=2, embed_dim=32, num_heads=4, mlp_ratio=2), "nested", torch.float32),
     "qwen2_vl_flat": ("qwen2_vl", dict(hidden_size=48, intermediate_size=80, num_hidden_layers=3, num_attention_heads=2,
                                        num_key_value_heads=1, mrope=[4, 4, 4]),
-                      dict(depth=1, embed_dim=48, num_heads=3, mlp_ratio=3), "flat", torch.bfloat16),
+                      dict(depth=1, embed_dim=48, num_heads=3, mlp_ratio=3, hidden_act="gelu"), "flat", torch.bfloat16),
     "qwen2_5_vl": ("qwen2_5_vl", dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                                       num_key_value_heads=2, mrope=[2, 3, 3]),
                    dict(depth=3, hidden_size=32, num_heads=2, intermediate_size=48, window_size=56,
@@ -108,7 +108,7 @@ VARIANTS = {
     "qwen2_5_vl_b": ("qwen2_5_vl", dict(hidden_size=96, intermediate_size=64, num_hidden_layers=2, num_attention_heads=6,
                                         num_key_value_heads=3, mrope=[2, 2, 4]),
                      dict(depth=2, hidden_size=64, num_heads=4, intermediate_size=80, window_size=112,
-                          fullatt_block_indexes=[0]), "nested", torch.bfloat16),
+                          fullatt_block_indexes=[0], hidden_act="gelu_pytorch_tanh"), "nested", torch.bfloat16),
 }
 
 
@@ -129,13 +129,14 @@ def make(name: str, out: Path, seed: int):
     special = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                    vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     if arch == "qwen2_vl":
-        vision = dict(vdims, hidden_size=tdims["hidden_size"], patch_size=14, spatial_merge_size=2,
-                      temporal_patch_size=2, in_chans=3, initializer_range=0.1)
+        vision = {"hidden_act": "quick_gelu", **vdims, "hidden_size": tdims["hidden_size"], "patch_size": 14,
+                  "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3, "initializer_range": 0.1}
         cfg = Qwen2VLConfig(text_config=text, vision_config=vision, **special, **text)
         model = Qwen2VLForConditionalGeneration(cfg)
     else:
-        vision = dict(vdims, out_hidden_size=tdims["hidden_size"], patch_size=14, spatial_merge_size=2,
-                      temporal_patch_size=2, in_chans=3, hidden_act="silu", tokens_per_second=2, initializer_range=0.1)
+        vision = {"hidden_act": "silu", **vdims, "out_hidden_size": tdims["hidden_size"], "patch_size": 14,
+                  "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3, "tokens_per_second": 2,
+                  "initializer_range": 0.1}
         cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special, **text)
         model = Qwen2_5_VLForConditionalGeneration(cfg)
     with torch.no_grad():

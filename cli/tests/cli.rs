@@ -166,3 +166,29 @@ fn generate_reports_bad_checkpoints_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.json"));
 }
+
+#[test]
+fn sampling_is_seeded() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_5_vl");
+    let model = dir.to_string_lossy().into_owned();
+    let run = |seed: &str| {
+        let out = repic(&[
+            "generate",
+            "--model",
+            &model,
+            "--prompt",
+            "Say hi.",
+            "--temperature",
+            "1.5",
+            "--seed",
+            seed,
+            "--max-new-tokens",
+            "12",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["tokens"].clone()
+    };
+    assert_eq!(run("3"), run("3"));
+    assert_ne!(run("3"), run("4"));
+}

@@ -85,7 +85,12 @@ pub struct VisionConfig {
     pub window_size: usize,
     /// Blocks with full attention (Qwen2.5-VL; all blocks for Qwen2-VL).
     pub fullatt_block_indexes: Vec<usize>,
+    /// MLP activation (`hidden_act`): index into [`ACTIVATIONS`].
+    pub act: usize,
 }
+
+/// Activations the vision MLP supports, by their transformers names.
+pub const ACTIVATIONS: [&str; 5] = ["quick_gelu", "silu", "gelu", "gelu_pytorch_tanh", "swish"];
 
 /// Special token ids the model needs.
 #[derive(Clone, Debug)]
@@ -209,6 +214,14 @@ impl QwenVlConfig {
             return Err(err(path, "vision embed_dim / num_heads must be a multiple of 4"));
         }
         let or = |k: &str, d: usize| vv.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
+        let default_act = if arch == Arch::Qwen2Vl { "quick_gelu" } else { "silu" };
+        let act_name = vv.get("hidden_act").and_then(Value::as_str).unwrap_or(default_act);
+        let act = ACTIVATIONS.iter().position(|a| *a == act_name).ok_or_else(|| {
+            err(
+                path,
+                format!("`vision_config.hidden_act` = `{act_name}` is not supported ({})", ACTIVATIONS.join(", ")),
+            )
+        })?;
         let vision = VisionConfig {
             depth,
             embed_dim,
@@ -221,6 +234,7 @@ impl QwenVlConfig {
             spatial_merge_size: or("spatial_merge_size", 2),
             window_size: window,
             fullatt_block_indexes: fullatt,
+            act,
         };
         let tok = |k: &str, d: u32| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as u32);
         let mut eos = ids(v.get("eos_token_id"));

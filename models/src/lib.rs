@@ -1,5 +1,25 @@
 //! Multimodal models for repic on burn: Qwen2-VL / Qwen2.5-VL (vision tower, Qwen2 decoder with M-RoPE),
 //! loaded from Hugging Face checkpoint folders. Generic over `B: Backend`; the binary picks the backend.
+//!
+//! ```no_run
+//! use repic_models::{ChatMessage, ChatPart, Checkpoint, DefaultBackend, GenerateOptions, default_device, generate};
+//!
+//! let dev = default_device();
+//! let ckpt = Checkpoint::<DefaultBackend>::load("Qwen2.5-VL-7B-Instruct".as_ref(), &dev)?;
+//! let chat = [ChatMessage { role: "user".into(), content: vec![ChatPart::Image, ChatPart::Text("Who is this?".into())] }];
+//! let prompt = ckpt.prepare(&chat, &["photo.jpg".into()])?;
+//! let opts = GenerateOptions { max_new_tokens: 64, temperature: 0.0, seed: 0, stop_tokens: ckpt.stop_tokens.clone() };
+//! let out = generate(&ckpt.model, &ckpt.cfg, &prompt.input, &opts, &dev)?;
+//! println!("{}", ckpt.tokenizer.decode(&out.tokens)?);
+//! # Ok::<(), repic_models::ModelError>(())
+//! ```
+//!
+//! The image processor's resize rule, as transformers' `smart_resize`:
+//!
+//! ```
+//! // 90 x 130 px with at most 15 680 pixels -> 84 x 140 (multiples of 28).
+//! assert_eq!(repic_models::smart_resize(90, 130, 28, 56 * 56, 15_680), Ok((84, 140)));
+//! ```
 
 pub mod backend;
 mod checkpoint;

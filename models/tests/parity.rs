@@ -195,3 +195,22 @@ fn qwen2_5_vl_window_attention_f32() {
 fn qwen2_5_vl_other_heads_bf16_weights() {
     check("qwen2_5_vl_b");
 }
+
+#[test]
+fn chat_template_with_system_message_and_interleaved_images() {
+    let tok = ChatTokenizer::load(&fixture("qwen2_vl")).unwrap();
+    let msgs = [
+        ChatMessage { role: "system".into(), content: vec![ChatPart::Text("Be brief.".into())] },
+        ChatMessage {
+            role: "user".into(),
+            content: vec![ChatPart::Text("1.".into()), ChatPart::Image, ChatPart::Text("2.".into()), ChatPart::Image],
+        },
+    ];
+    let want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n1.<|vision_start|><|image_pad|><|vision_end|>2.<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n";
+    assert_eq!(tok.render(&msgs, true).unwrap(), want);
+    assert!(!tok.render(&msgs, false).unwrap().ends_with("assistant\n"));
+    let ids = tok.encode_with_images(want, &[2, 3]).unwrap();
+    let pad = tok.encode("<|image_pad|>").unwrap()[0];
+    assert_eq!(ids.iter().filter(|&&i| i == pad).count(), 5);
+    assert!(tok.encode_with_images(want, &[2]).is_err());
+}

@@ -41,6 +41,18 @@ pub struct VisionMlp<B: Backend> {
     pub up_proj: Option<Linear<B>>,
     /// Qwen2.5-VL down.
     pub down_proj: Option<Linear<B>>,
+    /// Activation, index into [`crate::config::ACTIVATIONS`].
+    act: usize,
+}
+
+/// Apply activation number `act` of [`crate::config::ACTIVATIONS`].
+fn activate<B: Backend>(x: Tensor<B, 2>, act: usize) -> Tensor<B, 2> {
+    match act {
+        0 => x.clone() * sigmoid(x * 1.702),
+        1 | 4 => silu(x),
+        2 => gelu(x),
+        _ => burn::tensor::activation::gelu_approximate(x),
+    }
 }
 
 /// One vision transformer block.
@@ -112,6 +124,7 @@ impl<B: Backend> Vision<B> {
                         gate_proj: (!q).then(|| linear(d, i, true, device)),
                         up_proj: (!q).then(|| linear(d, i, true, device)),
                         down_proj: (!q).then(|| linear(i, d, true, device)),
+                        act: cfg.act,
                     },
                 }
             })
@@ -211,11 +224,8 @@ impl<B: Backend> VisionBlock<B> {
         let h = self.norm2.forward(x.clone());
         let m = &self.mlp;
         let y = match (&m.fc1, &m.fc2, &m.gate_proj, &m.up_proj, &m.down_proj) {
-            (Some(fc1), Some(fc2), ..) => {
-                let a = fc1.forward(h);
-                fc2.forward(a.clone() * sigmoid(a * 1.702))
-            }
-            (_, _, Some(g), Some(u), Some(d)) => d.forward(silu(g.forward(h.clone())) * u.forward(h)),
+            (Some(fc1), Some(fc2), ..) => fc2.forward(activate(fc1.forward(h), m.act)),
+            (_, _, Some(g), Some(u), Some(d)) => d.forward(activate(g.forward(h.clone()), m.act) * u.forward(h)),
             _ => unreachable!("vision MLP is built with one complete set of layers"),
         };
         x + y
