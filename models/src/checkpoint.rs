@@ -30,14 +30,6 @@ pub struct PreparedPrompt {
     pub input: VlInput,
 }
 
-fn ids(v: Option<&Value>) -> Vec<u32> {
-    match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl<B: Backend> Checkpoint<B> {
     /// Load a checkpoint folder onto `device`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
@@ -47,7 +39,7 @@ impl<B: Backend> Checkpoint<B> {
         let generation = std::fs::read_to_string(dir.join("generation_config.json"))
             .ok()
             .and_then(|s| serde_json::from_str::<Value>(&s).ok());
-        let mut stop_tokens = ids(generation.as_ref().and_then(|g| g.get("eos_token_id")));
+        let mut stop_tokens = crate::config::token_ids(generation.as_ref().and_then(|g| g.get("eos_token_id")));
         if stop_tokens.is_empty() {
             stop_tokens = cfg.tokens.eos.clone();
         }

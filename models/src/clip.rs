@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ModelError;
-use crate::qwen::Norm;
+use crate::qwen::{Norm, linear};
 use crate::resize::resize_bicubic;
 
 /// One tower's hyper-parameters (`text_config` / `vision_config`).
@@ -196,10 +196,6 @@ pub struct Clip<B: Backend> {
     pub text_projection: Linear<B>,
     /// Temperature (log scale).
     pub logit_scale: Param<Tensor<B, 1>>,
-}
-
-fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
-    LinearConfig::new(i, o).with_bias(bias).init(device)
 }
 
 fn encoder<B: Backend>(c: &TowerConfig, device: &B::Device) -> ClipEncoder<B> {

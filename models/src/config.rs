@@ -129,7 +129,8 @@ fn get_usize(v: &Value, key: &str, path: &Path, section: &str) -> Result<usize, 
         .ok_or_else(|| err(path, format!("`{section}{key}` is missing or not a non-negative integer")))
 }
 
-fn ids(v: Option<&Value>) -> Vec<u32> {
+/// Token ids from a JSON number or list (`eos_token_id` takes both forms).
+pub(crate) fn token_ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
@@ -237,9 +238,9 @@ impl QwenVlConfig {
             act,
         };
         let tok = |k: &str, d: u32| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as u32);
-        let mut eos = ids(v.get("eos_token_id"));
+        let mut eos = token_ids(v.get("eos_token_id"));
         if eos.is_empty() {
-            eos = ids(text_v.get("eos_token_id"));
+            eos = token_ids(text_v.get("eos_token_id"));
         }
         let tokens = TokenIds {
             image: tok("image_token_id", 151_655),

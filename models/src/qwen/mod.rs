@@ -19,6 +19,11 @@ pub use vision::Vision;
 use crate::ModelError;
 use crate::config::QwenVlConfig;
 
+/// A randomly initialised Linear layer (weights are then loaded from a checkpoint).
+pub(crate) fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
+    burn::nn::LinearConfig::new(i, o).with_bias(bias).init(device)
+}
+
 /// A Qwen2-VL / Qwen2.5-VL model (HF `Qwen2VLForConditionalGeneration` / `Qwen2_5_VLForConditionalGeneration`).
 #[derive(Module, Debug)]
 pub struct QwenVl<B: Backend> {
@@ -44,9 +49,8 @@ pub struct VlInput {
 impl<B: Backend> QwenVl<B> {
     /// A randomly initialised model for `cfg`.
     pub fn new(cfg: &QwenVlConfig, device: &B::Device) -> Self {
-        let lm_head = (!cfg.text.tie_word_embeddings).then(|| {
-            burn::nn::LinearConfig::new(cfg.text.hidden_size, cfg.text.vocab_size).with_bias(false).init(device)
-        });
+        let lm_head =
+            (!cfg.text.tie_word_embeddings).then(|| linear(cfg.text.hidden_size, cfg.text.vocab_size, false, device));
         QwenVl { visual: Vision::new(&cfg.vision, cfg.arch, device), model: TextModel::new(&cfg.text, device), lm_head }
     }
 

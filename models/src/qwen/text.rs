@@ -1,11 +1,12 @@
 //! The Qwen2 decoder: GQA attention with q/k/v bias and M-RoPE, SwiGLU MLP, RMSNorm.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use super::linear;
 use super::norm::Norm;
 use super::rope::rotate;
 use crate::config::TextConfig;
@@ -59,10 +60,6 @@ pub struct TextModel<B: Backend> {
     pub layers: Vec<DecoderLayer<B>>,
     /// Final norm.
     pub norm: Norm<B>,
-}
-
-fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
-    LinearConfig::new(i, o).with_bias(bias).init(device)
 }
 
 impl<B: Backend> TextModel<B> {

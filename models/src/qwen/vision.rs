@@ -2,11 +2,12 @@
 //! and the 2x2 patch merger.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::activation::{gelu, sigmoid, silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::linear;
 use super::norm::Norm;
 use super::rope::{rotate, vision_tables};
 use crate::config::{Arch, VisionConfig};
@@ -92,10 +93,6 @@ pub struct Vision<B: Backend> {
     head_dim: usize,
     window_merged: usize,
     full_blocks: Vec<usize>,
-}
-
-fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
-    LinearConfig::new(i, o).with_bias(bias).init(device)
 }
 
 impl<B: Backend> Vision<B> {
