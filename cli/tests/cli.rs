@@ -77,7 +77,7 @@ fn synth_twice_is_identical_and_records_check() {
     let b = dir.path().join("b");
     let args = |out: &Path| {
         let out = out.to_string_lossy().into_owned();
-        repic(&["synth", "--out", &out, "--seed", "7", "--concepts", "12", "--records", "60", "--eval-queries", "6"])
+        repic(&["synth", "--out", &out, "--seed", "7", "--concepts", "12"])
     };
     let first = args(&a);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -86,7 +86,7 @@ fn synth_twice_is_identical_and_records_check() {
     assert!(!args(&a).status.success(), "an existing output must be refused");
     let check = repic(&["data", "check", &a.join("train/records.jsonl").to_string_lossy()]);
     assert!(check.status.success());
-    assert!(String::from_utf8_lossy(&check.stdout).contains(": 60 records ("));
+    assert!(String::from_utf8_lossy(&check.stdout).contains(": 240 records ("));
 }
 
 #[test]

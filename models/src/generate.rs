@@ -1,6 +1,5 @@
-//! Token generation for one prompt: greedy or temperature sampling, seeded, stopping at EOS. Image features
-//! are computed once; each step reruns the decoder over the whole sequence (no KV cache yet: the inference
-//! engine replaces this loop).
+//! Token generation for one prompt with a key/value cache: greedy or temperature sampling, seeded, stopping at
+//! EOS. The prompt (with its image features) is prefilled once; each new token costs one decoder step.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
@@ -8,6 +7,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::qwen::KvCache;
 use crate::qwen::rope::{mrope_tables, rope_index};
 use crate::{ModelError, QwenVl, QwenVlConfig, VlInput};
 
@@ -42,19 +42,20 @@ pub fn generate<B: Backend>(
     opts: &GenerateOptions,
     device: &B::Device,
 ) -> Result<Generation, ModelError> {
-    let mut x = model.embed(input, cfg, device)?;
-    let mut ids = input.ids.clone();
+    let tc = &cfg.text;
+    let (pos, delta) = rope_index(&input.ids, cfg.tokens.image, &input.grids, cfg.vision.spatial_merge_size)
+        .map_err(ModelError::Input)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut out = Generation { tokens: Vec::new(), logprobs: Vec::new() };
-    let tc = &cfg.text;
-    for _ in 0..opts.max_new_tokens {
-        let (pos, _) = rope_index(&ids, cfg.tokens.image, &input.grids, cfg.vision.spatial_merge_size)
-            .map_err(ModelError::Input)?;
+    let mut cache = KvCache::new(tc.num_hidden_layers);
+    // Prefill: the whole prompt, causal.
+    let mut x = model.embed(input, cfg, device)?;
+    let mut pos = pos;
+    let mut mask = Some(Tensor::<B, 2, Bool>::tril_mask([input.ids.len(); 2], 0, device).unsqueeze::<3>());
+    for step in 0..opts.max_new_tokens {
         let (cos, sin) = mrope_tables::<B>(&pos, tc.head_dim(), tc.rope_theta, &tc.mrope_section, device);
-        let t = ids.len();
-        let mask = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, device).unsqueeze::<3>();
-        let h = model.model.forward(x.clone(), &cos.unsqueeze(), &sin.unsqueeze(), &mask);
-        let d = h.dims()[2];
+        let h = model.model.forward(x, &cos.unsqueeze(), &sin.unsqueeze(), mask.as_ref(), Some(&mut cache));
+        let [_, t, d] = h.dims();
         let mut logits = model.project(h.narrow(1, t - 1, 1).reshape([1, d]));
         if opts.temperature > 0.0 {
             logits = logits / opts.temperature;
@@ -67,9 +68,12 @@ pub fn generate<B: Backend>(
         if opts.stop_tokens.contains(&(next as u32)) {
             break;
         }
-        ids.push(next as u32);
+        // Decode: one new text token; its M-RoPE position is its index plus the prompt's rope delta.
+        let p = (input.ids.len() + step) as i64 + delta;
+        pos = [vec![p], vec![p], vec![p]];
+        mask = None;
         let tok = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![next as i64], [1, 1]), device);
-        x = Tensor::cat(vec![x, model.model.embed_tokens.forward(tok)], 1);
+        x = model.model.embed_tokens.forward(tok);
     }
     Ok(out)
 }

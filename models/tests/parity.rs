@@ -9,7 +9,8 @@ use burn::tensor::activation::log_softmax;
 
 use repic_models::qwen::rope::rope_index;
 use repic_models::{
-    ChatMessage, ChatPart, ChatTokenizer, ProcessorConfig, QwenVl, QwenVlConfig, VlInput, load_qwen_vl,
+    ChatMessage, ChatPart, ChatTokenizer, GenerateOptions, ProcessorConfig, QwenVl, QwenVlConfig, VlInput, generate,
+    load_qwen_vl,
 };
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -117,6 +118,13 @@ fn check(name: &str) {
             entry["greedy_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let (toks, lps) = greedy(&model, &cfg, &input, want.len());
         assert_eq!(toks, want, "{name}/{case}: greedy tokens");
+        // The KV-cached generation loop gives the same tokens and log-probs as full recomputation.
+        let opts = GenerateOptions { max_new_tokens: want.len(), temperature: 0.0, seed: 0, stop_tokens: vec![] };
+        let cached = generate(&model, &cfg, &input, &opts, &dev).unwrap();
+        assert_eq!(cached.tokens, want, "{name}/{case}: cached greedy tokens");
+        for (a, b) in cached.logprobs.iter().zip(&lps) {
+            assert!((a - b).abs() <= 1e-4, "{name}/{case}: cached log-prob {a} vs uncached {b}");
+        }
         for (g, w) in lps.iter().zip(entry["greedy_logprobs"].as_array().unwrap()) {
             assert!((*g as f64 - w.as_f64().unwrap()).abs() <= 1e-3, "{name}/{case}: log-prob {g} vs {w}");
         }

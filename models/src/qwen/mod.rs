@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 pub use norm::Norm;
-pub use text::TextModel;
+pub use text::{KvCache, TextModel};
 pub use vision::Vision;
 
 use crate::ModelError;
@@ -115,7 +115,7 @@ impl<B: Backend> QwenVl<B> {
         let t = input.ids.len();
         // true above the diagonal: the future is masked
         let mask = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, device).unsqueeze::<3>();
-        Ok(self.model.forward(x, &cos.unsqueeze(), &sin.unsqueeze(), &mask))
+        Ok(self.model.forward(x, &cos.unsqueeze(), &sin.unsqueeze(), Some(&mask), None))
     }
 
     /// Hidden states `[N, d]` -> logits `[N, vocab]`.

@@ -11,6 +11,33 @@ use super::norm::Norm;
 use super::rope::rotate;
 use crate::config::TextConfig;
 
+/// Cached keys and values of one layer, `[B, kv_heads, P, head_dim]` each (rotary already applied).
+pub type LayerKv<B> = Option<(Tensor<B, 4>, Tensor<B, 4>)>;
+
+/// The key/value cache of a whole decoder: one entry per layer.
+#[derive(Clone, Debug)]
+pub struct KvCache<B: Backend> {
+    /// Per-layer keys and values.
+    pub layers: Vec<LayerKv<B>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        KvCache { layers: vec![None; layers] }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Self-attention of one decoder layer.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -93,18 +120,21 @@ impl<B: Backend> TextModel<B> {
         }
     }
 
-    /// Run the decoder over embeddings `[B, T, d]` with rotary tables `[B, T, head_dim]` and a mask
-    /// `[B, T, T]` that is true where attention is forbidden; returns the final-norm hidden states.
+    /// Run the decoder over embeddings `[B, T, d]` of new positions with rotary tables `[B, T, head_dim]` and
+    /// a mask `[B, T, P + T]` (P cached positions) that is true where attention is forbidden (`None`: attend to
+    /// everything); appends the new keys and values to `cache` when given. Returns final-norm hidden states.
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         cos: &Tensor<B, 3>,
         sin: &Tensor<B, 3>,
-        mask: &Tensor<B, 3, Bool>,
+        mask: Option<&Tensor<B, 3, Bool>>,
+        mut cache: Option<&mut KvCache<B>>,
     ) -> Tensor<B, 3> {
         let mut h = x;
-        for layer in &self.layers {
-            let a = layer.self_attn.forward(layer.input_layernorm.forward(h.clone()), cos, sin, mask);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let a = layer.self_attn.forward(layer.input_layernorm.forward(h.clone()), cos, sin, mask, slot);
             h = h + a;
             let m = layer.mlp.forward(layer.post_attention_layernorm.forward(h.clone()));
             h = h + m;
@@ -125,7 +155,8 @@ impl<B: Backend> Attention<B> {
         x: Tensor<B, 3>,
         cos: &Tensor<B, 3>,
         sin: &Tensor<B, 3>,
-        mask: &Tensor<B, 3, Bool>,
+        mask: Option<&Tensor<B, 3, Bool>>,
+        cache: Option<&mut LayerKv<B>>,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let split = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, self.head_dim]).swap_dims(1, 2);
@@ -135,6 +166,17 @@ impl<B: Backend> Attention<B> {
         let (cos, sin) = (cos.clone().unsqueeze_dim::<4>(1), sin.clone().unsqueeze_dim::<4>(1));
         let q = rotate(q, &cos, &sin);
         let k = rotate(k, &cos, &sin);
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
         let rep = self.heads / self.kv_heads;
         let repeat = |y: Tensor<B, 4>| {
             if rep == 1 {
@@ -146,9 +188,11 @@ impl<B: Backend> Attention<B> {
         };
         let (k, v) = (repeat(k), repeat(v));
         let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
-        let mask = mask.clone().unsqueeze_dim::<4>(1).expand(scores.dims());
-        let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        let mut scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        if let Some(mask) = mask {
+            let mask = mask.clone().unsqueeze_dim::<4>(1).expand(scores.dims());
+            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        }
         let out = softmax(scores, 3).matmul(v);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]))
     }
