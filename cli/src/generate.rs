@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use repic_models::{
-    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, default_device as device, generate,
+    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions,
+    default_device as device, generate,
 };
 
 /// Arguments of `repic generate`.
@@ -28,17 +29,33 @@ pub struct Args {
     /// Sampling temperature; 0 is greedy decoding.
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
+    /// Keep only the k most likely tokens when sampling.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// transformers' repetition penalty on tokens already in the sequence (1 = off; PreferThinker uses 1.15).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f64,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print {"prompt", "input_ids", "tokens", "text", "logprobs"} as JSON.
+    /// Print {"prompt", "input_ids", "tokens", "text", "logprobs"} as JSON (log-probs under the penalised,
+    /// temperature-scaled distribution, before top-k/top-p truncation).
     #[arg(long)]
     json: bool,
 }
 
 /// Run `repic generate`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(a.temperature >= 0.0 && a.temperature.is_finite(), "--temperature must be >= 0");
+    let sampling = SamplingOptions {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        repetition_penalty: a.repetition_penalty,
+    };
+    sampling.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
     let dev = device();
     let ckpt = Checkpoint::<Backend>::load(&a.model, &dev).with_context(|| format!("loading {}", a.model.display()))?;
     let mut messages = Vec::new();
@@ -51,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let prepared = ckpt.prepare(&messages, &a.images)?;
     let opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens,
-        temperature: a.temperature,
+        sampling,
         seed: a.seed,
         stop_tokens: ckpt.stop_tokens.clone(),
     };

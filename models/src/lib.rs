@@ -8,7 +8,7 @@
 //! let ckpt = Checkpoint::<DefaultBackend>::load("Qwen2.5-VL-7B-Instruct".as_ref(), &dev)?;
 //! let chat = [ChatMessage { role: "user".into(), content: vec![ChatPart::Image, ChatPart::Text("Who is this?".into())] }];
 //! let prompt = ckpt.prepare(&chat, &["photo.jpg".into()])?;
-//! let opts = GenerateOptions { max_new_tokens: 64, temperature: 0.0, seed: 0, stop_tokens: ckpt.stop_tokens.clone() };
+//! let opts = GenerateOptions { max_new_tokens: 64, stop_tokens: ckpt.stop_tokens.clone(), ..Default::default() };
 //! let out = generate(&ckpt.model, &ckpt.cfg, &prompt.input, &opts, &dev)?;
 //! println!("{}", ckpt.tokenizer.decode(&out.tokens)?);
 //! # Ok::<(), repic_models::ModelError>(())
@@ -31,6 +31,7 @@ pub mod load;
 pub mod processor;
 pub mod qwen;
 pub mod resize;
+pub mod sampling;
 pub mod save;
 pub mod tokenizer;
 
@@ -42,6 +43,7 @@ pub use error::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};
 pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
+pub use sampling::SamplingOptions;
 pub use save::save_qwen_vl;
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};
 

@@ -119,7 +119,7 @@ fn check(name: &str) {
         let (toks, lps) = greedy(&model, &cfg, &input, want.len());
         assert_eq!(toks, want, "{name}/{case}: greedy tokens");
         // The KV-cached generation loop gives the same tokens and log-probs as full recomputation.
-        let opts = GenerateOptions { max_new_tokens: want.len(), temperature: 0.0, seed: 0, stop_tokens: vec![] };
+        let opts = GenerateOptions { max_new_tokens: want.len(), ..Default::default() };
         let cached = generate(&model, &cfg, &input, &opts, &dev).unwrap();
         assert_eq!(cached.tokens, want, "{name}/{case}: cached greedy tokens");
         for (a, b) in cached.logprobs.iter().zip(&lps) {
@@ -221,4 +221,25 @@ fn chat_template_with_system_message_and_interleaved_images() {
     let pad = tok.encode("<|image_pad|>").unwrap()[0];
     assert_eq!(ids.iter().filter(|&&i| i == pad).count(), 5);
     assert!(tok.encode_with_images(want, &[2]).is_err());
+}
+
+#[test]
+fn teacher_forced_logprobs_match_generation() {
+    let dir = fixture("qwen2_5_vl");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("two_images");
+    for (temperature, seed) in [(0.0, 0), (1.5, 9)] {
+        let sampling = repic_models::SamplingOptions { temperature, ..Default::default() };
+        let opts = GenerateOptions { max_new_tokens: 6, sampling, seed, stop_tokens: vec![] };
+        let g = generate(&model, &cfg, &input, &opts, &dev).unwrap();
+        let t = if temperature > 0.0 { temperature } else { 1.0 };
+        let tf =
+            model.completion_logprobs(&input, &g.tokens, t, &cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(tf.len(), g.tokens.len());
+        for (a, b) in tf.iter().zip(&g.logprobs) {
+            assert!((a - b).abs() <= 1e-4, "temperature {temperature}: teacher-forced {a} vs generated {b}");
+        }
+    }
+    assert!(model.completion_logprobs(&input, &[], 1.0, &cfg, &dev).is_err());
 }
