@@ -34,7 +34,7 @@ pub struct Generation {
     pub logprobs: Vec<f32>,
 }
 
-/// Generate a continuation of `input`.
+/// Generate a continuation of `input` (sample 0 of [`generate_group`]: the sampler is seeded with `seed`).
 pub fn generate<B: Backend>(
     model: &QwenVl<B>,
     cfg: &QwenVlConfig,
@@ -42,37 +42,80 @@ pub fn generate<B: Backend>(
     opts: &GenerateOptions,
     device: &B::Device,
 ) -> Result<Generation, ModelError> {
+    let mut all = generate_group(model, cfg, input, 1, opts, device)?;
+    Ok(all.remove(0))
+}
+
+/// Generate `group` continuations of the same prompt, as GRPO does: the prompt is prefilled once and its
+/// cache shared; the samples then decode as one batch. Sample `i` draws from a sampler seeded with
+/// `seed + i`, so it equals a single [`generate`] run with that seed.
+pub fn generate_group<B: Backend>(
+    model: &QwenVl<B>,
+    cfg: &QwenVlConfig,
+    input: &VlInput,
+    group: usize,
+    opts: &GenerateOptions,
+    device: &B::Device,
+) -> Result<Vec<Generation>, ModelError> {
+    opts.sampling.validate().map_err(ModelError::Input)?;
+    if group == 0 {
+        return Err(ModelError::Input("the group size must be at least 1".into()));
+    }
     let tc = &cfg.text;
     let (pos, delta) = rope_index(&input.ids, cfg.tokens.image, &input.grids, cfg.vision.spatial_merge_size)
         .map_err(ModelError::Input)?;
-    opts.sampling.validate().map_err(ModelError::Input)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut history = input.ids.clone();
-    let mut out = Generation { tokens: Vec::new(), logprobs: Vec::new() };
+    let mut rngs: Vec<ChaCha8Rng> =
+        (0..group as u64).map(|i| ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(i))).collect();
+    let mut history = vec![input.ids.clone(); group];
+    let mut outs = vec![Generation { tokens: Vec::new(), logprobs: Vec::new() }; group];
+    let mut done = vec![opts.max_new_tokens == 0; group];
     let mut cache = KvCache::new(tc.num_hidden_layers);
-    // Prefill: the whole prompt, causal.
+    // Prefill: the whole prompt once, causal.
     let mut x = model.embed(input, cfg, device)?;
     let mut pos = pos;
     let mut mask = Some(Tensor::<B, 2, Bool>::tril_mask([input.ids.len(); 2], 0, device).unsqueeze::<3>());
     for step in 0..opts.max_new_tokens {
         let (cos, sin) = mrope_tables::<B>(&pos, tc.head_dim(), tc.rope_theta, &tc.mrope_section, device);
-        let h = model.model.forward(x, &cos.unsqueeze(), &sin.unsqueeze(), mask.as_ref(), Some(&mut cache));
+        let rows = x.dims()[0];
+        let (cos, sin) = (cos.unsqueeze::<3>().repeat_dim(0, rows), sin.unsqueeze::<3>().repeat_dim(0, rows));
+        let h = model.model.forward(x, &cos, &sin, mask.as_ref(), Some(&mut cache));
         let [_, t, d] = h.dims();
-        let logits = model.project(h.narrow(1, t - 1, 1).reshape([1, d]));
-        let row: Vec<f32> = logits.into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
-        let (next, lp) = choose(&row, &history, &opts.sampling, &mut rng);
-        history.push(next);
-        out.tokens.push(next);
-        out.logprobs.push(lp);
-        if opts.stop_tokens.contains(&next) {
+        let logits = model.project(h.narrow(1, t - 1, 1).reshape([rows, d]));
+        let vocab = logits.dims()[1];
+        let flat: Vec<f32> = logits.into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        let mut next = Vec::with_capacity(group);
+        for i in 0..group {
+            // After the shared prefill there is one row; then one row per sample.
+            let row = &flat[if rows == 1 { 0 } else { i * vocab }..][..vocab];
+            let last = history[i].last().copied().unwrap_or_default();
+            if done[i] {
+                next.push(last);
+                continue;
+            }
+            let (tok, lp) = choose(row, &history[i], &opts.sampling, &mut rngs[i]);
+            history[i].push(tok);
+            outs[i].tokens.push(tok);
+            outs[i].logprobs.push(lp);
+            done[i] = opts.stop_tokens.contains(&tok) || outs[i].tokens.len() == opts.max_new_tokens;
+            next.push(tok);
+        }
+        if done.iter().all(|&d| d) {
             break;
         }
-        // Decode: one new text token; its M-RoPE position is its index plus the prompt's rope delta.
+        if rows == 1 && group > 1 {
+            for layer in cache.layers.iter_mut() {
+                if let Some((k, v)) = layer.take() {
+                    *layer = Some((k.repeat_dim(0, group), v.repeat_dim(0, group)));
+                }
+            }
+        }
+        // Decode: one new text token per sample at position index + the prompt's rope delta.
         let p = (input.ids.len() + step) as i64 + delta;
         pos = [vec![p], vec![p], vec![p]];
         mask = None;
-        let tok = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![i64::from(next)], [1, 1]), device);
+        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
+        let tok = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [group, 1]), device);
         x = model.model.embed_tokens.forward(tok);
     }
-    Ok(out)
+    Ok(outs)
 }

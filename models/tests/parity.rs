@@ -243,3 +243,28 @@ fn teacher_forced_logprobs_match_generation() {
     }
     assert!(model.completion_logprobs(&input, &[], 1.0, &cfg, &dev).is_err());
 }
+
+#[test]
+fn group_generation_equals_single_runs() {
+    let dir = fixture("qwen2_vl");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("image_text");
+    let sampling = repic_models::SamplingOptions { temperature: 1.3, top_k: Some(50), ..Default::default() };
+    // Token 49 is this model's favourite: stopping on it ends samples at different steps.
+    let opts = GenerateOptions { max_new_tokens: 7, sampling, seed: 40, stop_tokens: vec![49] };
+    let group = repic_models::generate_group(&model, &cfg, &input, 4, &opts, &dev).unwrap();
+    assert_eq!(group.len(), 4);
+    for (i, g) in group.iter().enumerate() {
+        let single =
+            generate(&model, &cfg, &input, &GenerateOptions { seed: 40 + i as u64, ..opts.clone() }, &dev).unwrap();
+        assert_eq!(g.tokens, single.tokens, "sample {i}");
+        for (a, b) in g.logprobs.iter().zip(&single.logprobs) {
+            assert!((a - b).abs() <= 1e-4, "sample {i}: {a} vs {b}");
+        }
+    }
+    let lens: Vec<usize> = group.iter().map(|g| g.tokens.len()).collect();
+    // Seeds 40..44 make sample 1 stop early on token 49 while the others run to the limit.
+    assert_eq!(lens, [7, 2, 7, 7]);
+    assert_eq!(group[1].tokens.last(), Some(&49));
+}
