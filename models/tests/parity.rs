@@ -268,3 +268,24 @@ fn group_generation_equals_single_runs() {
     assert_eq!(lens, [7, 2, 7, 7]);
     assert_eq!(group[1].tokens.last(), Some(&49));
 }
+
+#[test]
+fn logits_at_chosen_positions_equal_rows_of_the_full_pass() {
+    let dir = fixture("qwen2_vl_flat");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("two_images");
+    let t = input.ids.len();
+    let full = model.logits(&input, &cfg, &dev).unwrap();
+    let vocab = full.dims()[1];
+    let full = full.into_data().to_vec::<f32>().unwrap();
+    let picked = model.logits_at(&input, &[t - 1, 3, 0], &cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
+    for (k, &p) in [t - 1, 3, 0].iter().enumerate() {
+        let d = max_diff(
+            &picked[k * vocab..(k + 1) * vocab],
+            &full[p * vocab..(p + 1) * vocab].iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        );
+        assert!(d <= 1e-5, "position {p}: {d}");
+    }
+    assert!(model.logits_at(&input, &[t], &cfg, &dev).is_err());
+}

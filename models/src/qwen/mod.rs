@@ -118,6 +118,26 @@ impl<B: Backend> QwenVl<B> {
         Ok(self.model.forward(x, &cos.unsqueeze(), &sin.unsqueeze(), Some(&mask), None))
     }
 
+    /// Logits `[N, vocab]` at the chosen positions of one prompt (e.g. the answer position of a yes/no question
+    /// for recognition or R2P's letter choice); only those rows go through the output projection.
+    pub fn logits_at(
+        &self,
+        input: &VlInput,
+        positions: &[usize],
+        cfg: &QwenVlConfig,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 2>, ModelError> {
+        let t = input.ids.len();
+        if let Some(&bad) = positions.iter().find(|&&p| p >= t) {
+            return Err(ModelError::Input(format!("position {bad} is outside the {t}-token prompt")));
+        }
+        let h = self.hidden(input, cfg, device)?;
+        let d = h.dims()[2];
+        let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [positions.len()]), device);
+        Ok(self.project(h.reshape([t, d]).select(0, idx)))
+    }
+
     /// Log-probabilities `[C]` of the tokens of `completion` following the prompt `input` (teacher forcing),
     /// from logits divided by `temperature` (1.0: the model's own distribution). Only the completion rows go
     /// through the output projection; differentiable on autodiff backends (the policy term of GRPO).
