@@ -40,7 +40,7 @@ pub use checkpoint::{Checkpoint, PreparedPrompt};
 pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, load_clip};
 pub use config::{Arch, QwenVlConfig};
 pub use error::ModelError;
-pub use generate::{GenerateOptions, Generation, generate, generate_group};
+pub use generate::{GenerateOptions, Generation, generate, generate_batch, generate_group};
 pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
 pub use sampling::SamplingOptions;

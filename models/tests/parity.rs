@@ -289,3 +289,48 @@ fn logits_at_chosen_positions_equal_rows_of_the_full_pass() {
     }
     assert!(model.logits_at(&input, &[t], &cfg, &dev).is_err());
 }
+
+#[test]
+fn batched_prompts_equal_unbatched_runs() {
+    // Three prompts of different lengths (two images, one image, text only) in one left-padded batch.
+    let dir = fixture("qwen2_5_vl");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let r = Reference::load(&dir);
+    let inputs: Vec<VlInput> = ["two_images", "image_text", "text_only"].iter().map(|c| r.input(c)).collect();
+    let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+    assert!(lens[0] != lens[1] && lens[1] != lens[2], "{lens:?}");
+    for sampling in [
+        repic_models::SamplingOptions::default(),
+        repic_models::SamplingOptions { temperature: 1.0, ..Default::default() },
+    ] {
+        let opts = GenerateOptions { max_new_tokens: 6, sampling, seed: 11, stop_tokens: vec![] };
+        let batch = repic_models::generate_batch(&model, &cfg, &inputs, &opts, &dev).unwrap();
+        for (i, (input, got)) in inputs.iter().zip(&batch).enumerate() {
+            let single =
+                generate(&model, &cfg, input, &GenerateOptions { seed: 11 + i as u64, ..opts.clone() }, &dev).unwrap();
+            assert_eq!(got.tokens, single.tokens, "row {i}");
+            for (a, b) in got.logprobs.iter().zip(&single.logprobs) {
+                assert!((a - b).abs() <= 1e-4, "row {i}: {a} vs {b}");
+            }
+        }
+    }
+    // Greedy rows also reproduce transformers' tokens for each prompt.
+    let greedy = repic_models::generate_batch(
+        &model,
+        &cfg,
+        &inputs,
+        &GenerateOptions { max_new_tokens: 8, ..Default::default() },
+        &dev,
+    )
+    .unwrap();
+    for (case, g) in ["two_images", "image_text", "text_only"].iter().zip(&greedy) {
+        let want: Vec<u32> = r.meta["cases"][case]["greedy_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(g.tokens, want, "{case}");
+    }
+}
