@@ -1,5 +1,6 @@
-//! Token generation for one prompt with a key/value cache: greedy or temperature sampling, seeded, stopping at
-//! EOS. The prompt (with its image features) is prefilled once; each new token costs one decoder step.
+//! Token generation with a key/value cache, for one prompt, a batch of prompts (left padded) or a group of
+//! samples sharing one prefill (GRPO). Prompts, image features included, are prefilled once; each new token
+//! costs one decoder step per row. Sampling is seeded per row and stops at the stop tokens.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
@@ -25,7 +26,7 @@ pub struct GenerateOptions {
 }
 
 /// What came out.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Generation {
     /// Generated token ids (including a final stop token, if one was produced).
     pub tokens: Vec<u32>,
@@ -34,7 +35,7 @@ pub struct Generation {
     pub logprobs: Vec<f32>,
 }
 
-/// Generate a continuation of `input` (sample 0 of [`generate_group`]: the sampler is seeded with `seed`).
+/// Generate a continuation of `input` (a batch of one: the sampler is seeded with `seed`).
 pub fn generate<B: Backend>(
     model: &QwenVl<B>,
     cfg: &QwenVlConfig,
@@ -171,7 +172,7 @@ fn run<B: Backend>(
     let n = rows.histories.len();
     let mut rngs: Vec<ChaCha8Rng> =
         (0..n as u64).map(|i| ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(i))).collect();
-    let mut outs = vec![Generation { tokens: Vec::new(), logprobs: Vec::new() }; n];
+    let mut outs = vec![Generation::default(); n];
     let mut done = vec![opts.max_new_tokens == 0; n];
     let mut cache = KvCache::new(tc.num_hidden_layers);
     let (mut x, mut cos, mut sin, mut mask) = (x, cos, sin, Some(mask));
