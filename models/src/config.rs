@@ -251,3 +251,74 @@ impl QwenVlConfig {
         Ok(QwenVlConfig { arch, text, vision, tokens })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flat config.json of Qwen2-VL-2B-Instruct as the Hub ships it.
+    const QWEN2_VL_2B: &str = r#"{"architectures": ["Qwen2VLForConditionalGeneration"], "attention_dropout": 0.0,
+        "bos_token_id": 151643, "eos_token_id": 151645, "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+        "vision_token_id": 151654, "image_token_id": 151655, "video_token_id": 151656, "hidden_act": "silu",
+        "hidden_size": 1536, "initializer_range": 0.02, "intermediate_size": 8960, "max_position_embeddings": 32768,
+        "max_window_layers": 28, "model_type": "qwen2_vl", "num_attention_heads": 12, "num_hidden_layers": 28,
+        "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768,
+        "tie_word_embeddings": true, "torch_dtype": "bfloat16", "use_cache": true, "use_sliding_window": false,
+        "vision_config": {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3,
+            "hidden_size": 1536, "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14,
+            "temporal_patch_size": 2},
+        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "vocab_size": 151936}"#;
+
+    /// The flat config.json of Qwen2.5-VL-7B-Instruct (RePIC's base model) as the Hub ships it.
+    const QWEN25_VL_7B: &str = r#"{"architectures": ["Qwen2_5_VLForConditionalGeneration"], "attention_dropout": 0.0,
+        "bos_token_id": 151643, "eos_token_id": 151645, "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+        "vision_token_id": 151654, "image_token_id": 151655, "video_token_id": 151656, "hidden_act": "silu",
+        "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 18944, "max_position_embeddings": 128000,
+        "max_window_layers": 28, "model_type": "qwen2_5_vl", "num_attention_heads": 28, "num_hidden_layers": 28,
+        "num_key_value_heads": 4, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768,
+        "tie_word_embeddings": false, "torch_dtype": "bfloat16", "use_cache": true, "use_sliding_window": false,
+        "vision_config": {"depth": 32, "hidden_act": "silu", "hidden_size": 1280, "intermediate_size": 3420,
+            "num_heads": 16, "in_chans": 3, "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2,
+            "spatial_patch_size": 14, "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31],
+            "tokens_per_second": 2, "temporal_patch_size": 2},
+        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "vocab_size": 152064}"#;
+
+    fn parse(src: &str) -> Result<QwenVlConfig, ModelError> {
+        QwenVlConfig::from_value(&serde_json::from_str(src).unwrap(), Path::new("config.json"))
+    }
+
+    #[test]
+    fn hub_configs_of_the_real_models_parse() {
+        let c = parse(QWEN2_VL_2B).unwrap();
+        assert_eq!(c.arch, Arch::Qwen2Vl);
+        assert_eq!((c.text.head_dim(), c.text.num_key_value_heads, c.text.tie_word_embeddings), (128, 2, true));
+        assert_eq!((c.vision.embed_dim, c.vision.intermediate_size, c.vision.out_hidden_size), (1280, 5120, 1536));
+        assert_eq!(c.vision.fullatt_block_indexes.len(), 32);
+        assert_eq!(ACTIVATIONS[c.vision.act], "quick_gelu");
+        assert_eq!((c.tokens.image, c.tokens.eos.as_slice()), (151_655, &[151_645][..]));
+
+        let c = parse(QWEN25_VL_7B).unwrap();
+        assert_eq!(c.arch, Arch::Qwen25Vl);
+        assert_eq!((c.text.head_dim(), c.text.num_key_value_heads, c.text.tie_word_embeddings), (128, 4, false));
+        assert_eq!((c.vision.embed_dim, c.vision.intermediate_size, c.vision.out_hidden_size), (1280, 3420, 3584));
+        assert_eq!((c.vision.window_size, c.vision.fullatt_block_indexes.as_slice()), (112, &[7, 15, 23, 31][..]));
+        assert_eq!(ACTIVATIONS[c.vision.act], "silu");
+        assert_eq!(c.text.mrope_section, [16, 24, 24]);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let e = parse(&QWEN25_VL_7B.replace("[16, 24, 24]", "[16, 24, 20]")).unwrap_err().to_string();
+        assert!(e.contains("mrope_section"), "{e}");
+        let e =
+            parse(&QWEN25_VL_7B.replace(
+                r#""hidden_act": "silu", "hidden_size": 1280"#,
+                r#""hidden_act": "relu6", "hidden_size": 1280"#,
+            ));
+        assert!(e.unwrap_err().to_string().contains("vision_config.hidden_act"));
+        let e = parse(&QWEN2_VL_2B.replace(r#""depth": 32, "#, "")).unwrap_err().to_string();
+        assert!(e.contains("vision_config.depth"), "{e}");
+        let e = parse(&QWEN2_VL_2B.replace(r#""num_hidden_layers": 28,"#, "")).unwrap_err().to_string();
+        assert!(e.contains("num_hidden_layers"), "{e}");
+    }
+}
