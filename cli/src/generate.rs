@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use repic_models::{
     ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions,
-    default_device as device, generate,
+    default_device as device, generate_group,
 };
 
 /// Arguments of `repic generate`.
@@ -38,6 +38,10 @@ pub struct Args {
     /// transformers' repetition penalty on tokens already in the sequence (1 = off; PreferThinker uses 1.15).
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f64,
+    /// Completions to sample from one shared prefill (a GRPO group); sample i uses seed + i. With more than one,
+    /// `--json` adds a "samples" list of {"tokens", "text", "logprobs"}.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    num_samples: u32,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -72,19 +76,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         stop_tokens: ckpt.stop_tokens.clone(),
     };
-    let out = generate(&ckpt.model, &ckpt.cfg, &prepared.input, &opts, &dev)?;
-    let text = ckpt.tokenizer.decode(&out.tokens)?;
+    let outs = generate_group(&ckpt.model, &ckpt.cfg, &prepared.input, a.num_samples as usize, &opts, &dev)?;
+    let texts = outs.iter().map(|o| ckpt.tokenizer.decode(&o.tokens)).collect::<Result<Vec<_>, _>>()?;
     if a.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "prompt": prepared.prompt,
             "input_ids": prepared.input.ids,
-            "tokens": out.tokens,
-            "text": text,
-            "logprobs": out.logprobs,
+            "tokens": outs[0].tokens,
+            "text": texts[0],
+            "logprobs": outs[0].logprobs,
         });
+        if outs.len() > 1 {
+            let samples: Vec<_> = outs
+                .iter()
+                .zip(&texts)
+                .map(|(o, t)| serde_json::json!({"tokens": o.tokens, "text": t, "logprobs": o.logprobs}))
+                .collect();
+            v["samples"] = samples.into();
+        }
         println!("{v}");
     } else {
-        println!("{text}");
+        for t in &texts {
+            println!("{t}");
+        }
     }
     Ok(())
 }

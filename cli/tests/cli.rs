@@ -192,3 +192,38 @@ fn sampling_is_seeded() {
     assert_eq!(run("3"), run("3"));
     assert_ne!(run("3"), run("4"));
 }
+
+#[test]
+fn num_samples_draws_a_group_whose_samples_match_single_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
+    let model = dir.to_string_lossy().into_owned();
+    let base = [
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        "Name it.",
+        "--temperature",
+        "1.0",
+        "--max-new-tokens",
+        "5",
+        "--json",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = repic(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let group = run(&["--num-samples", "3", "--seed", "5"]);
+    let samples = group["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
+    assert_eq!(group["tokens"], samples[0]["tokens"]);
+    for (i, s) in samples.iter().enumerate() {
+        let seed = (5 + i).to_string();
+        assert_eq!(s["tokens"], run(&["--seed", &seed])["tokens"], "sample {i}");
+    }
+    assert!(run(&[]).get("samples").is_none());
+    assert!(!repic(&["generate", "--model", &model, "--prompt", "x", "--num-samples", "0"]).status.success());
+}
