@@ -1,6 +1,7 @@
 //! `repic`: post-training and serving personalized multimodal models. This binary is the user's edge:
 //! argument parsing, logging and progress; the work happens in the library crates.
 
+mod bench;
 mod data_cmd;
 mod export;
 mod generate;
@@ -30,6 +31,8 @@ enum Command {
     Generate(generate::Args),
     /// Write a checkpoint back as a Hugging Face folder (loads in transformers).
     Export(export::Args),
+    /// Measure generation throughput of a checkpoint (no cache vs KV cache vs a sampled group).
+    Bench(bench::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -56,5 +59,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(c) => data_cmd::run(c),
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

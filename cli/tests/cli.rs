@@ -227,3 +227,16 @@ fn num_samples_draws_a_group_whose_samples_match_single_seeds() {
     assert!(run(&[]).get("samples").is_none());
     assert!(!repic(&["generate", "--model", &model, "--prompt", "x", "--num-samples", "0"]).status.success());
 }
+
+#[test]
+fn bench_runs_and_reports_every_measurement() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
+    let (model, image) = (dir.to_string_lossy().into_owned(), dir.join("image1.png").to_string_lossy().into_owned());
+    let out =
+        repic(&["bench", "--model", &model, "--image", &image, "--new-tokens", "2", "--group", "2", "--repeats", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in ["prefill + 1 token", "full recomputation", "KV cache", "group of 2 sampled"] {
+        assert!(text.contains(row), "missing `{row}` in:\n{text}");
+    }
+}
