@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use repic_models::{
-    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions, VlInput,
+    ChatMessage, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions, VlInput,
     default_device as device, generate, generate_group,
 };
 
@@ -65,9 +65,7 @@ fn recompute(ckpt: &Checkpoint<Backend>, input: &VlInput, n: usize) -> anyhow::R
 pub fn run(a: Args) -> anyhow::Result<()> {
     let dev = device();
     let ckpt = Checkpoint::<Backend>::load(&a.model, &dev).with_context(|| format!("loading {}", a.model.display()))?;
-    let mut content: Vec<ChatPart> = a.images.iter().map(|_| ChatPart::Image).collect();
-    content.push(ChatPart::Text(a.prompt.clone()));
-    let prepared = ckpt.prepare(&[ChatMessage { role: "user".into(), content }], &a.images)?;
+    let prepared = ckpt.prepare(&[ChatMessage::user_with_images(a.images.len(), a.prompt.clone())], &a.images)?;
     let input = &prepared.input;
     let n = a.new_tokens;
     let greedy = GenerateOptions { max_new_tokens: n, ..Default::default() };

@@ -66,9 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(s) = a.system {
         messages.push(ChatMessage { role: "system".into(), content: vec![ChatPart::Text(s)] });
     }
-    let mut content: Vec<ChatPart> = a.images.iter().map(|_| ChatPart::Image).collect();
-    content.push(ChatPart::Text(a.prompt));
-    messages.push(ChatMessage { role: "user".into(), content });
+    messages.push(ChatMessage::user_with_images(a.images.len(), a.prompt));
     let prepared = ckpt.prepare(&messages, &a.images)?;
     let opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens,

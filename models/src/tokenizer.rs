@@ -27,6 +27,15 @@ pub struct ChatMessage {
     pub content: Vec<ChatPart>,
 }
 
+impl ChatMessage {
+    /// A user turn with `images` images first, then `text` (the RePIC training and `repic generate` layout).
+    pub fn user_with_images(images: usize, text: impl Into<String>) -> Self {
+        let mut content = vec![ChatPart::Image; images];
+        content.push(ChatPart::Text(text.into()));
+        ChatMessage { role: "user".into(), content }
+    }
+}
+
 /// A checkpoint's tokenizer and chat template.
 pub struct ChatTokenizer {
     tokenizer: Tokenizer,
