@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+
+use crate::prompt::load_prompt;
 use repic_models::{
-    ChatMessage, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions, VlInput,
-    default_device as device, generate, generate_group,
+    Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions, VlInput, default_device as device,
+    generate, generate_group,
 };
 
 /// Arguments of `repic bench`.
@@ -64,8 +66,7 @@ fn recompute(ckpt: &Checkpoint<Backend>, input: &VlInput, n: usize) -> anyhow::R
 /// Run `repic bench`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let dev = device();
-    let ckpt = Checkpoint::<Backend>::load(&a.model, &dev).with_context(|| format!("loading {}", a.model.display()))?;
-    let prepared = ckpt.prepare(&[ChatMessage::user_with_images(a.images.len(), a.prompt.clone())], &a.images)?;
+    let (ckpt, prepared) = load_prompt(&a.model, &a.images, None, a.prompt.clone())?;
     let input = &prepared.input;
     let n = a.new_tokens;
     let greedy = GenerateOptions { max_new_tokens: n, ..Default::default() };

@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use repic_models::{
-    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions,
-    default_device as device, generate_group,
-};
+use repic_models::{GenerateOptions, SamplingOptions, default_device as device, generate_group};
+
+use crate::prompt::load_prompt;
 
 /// Arguments of `repic generate`.
 #[derive(clap::Args)]
@@ -61,13 +59,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     sampling.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
     let dev = device();
-    let ckpt = Checkpoint::<Backend>::load(&a.model, &dev).with_context(|| format!("loading {}", a.model.display()))?;
-    let mut messages = Vec::new();
-    if let Some(s) = a.system {
-        messages.push(ChatMessage { role: "system".into(), content: vec![ChatPart::Text(s)] });
-    }
-    messages.push(ChatMessage::user_with_images(a.images.len(), a.prompt));
-    let prepared = ckpt.prepare(&messages, &a.images)?;
+    let (ckpt, prepared) = load_prompt(&a.model, &a.images, a.system, a.prompt)?;
     let opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens,
         sampling,

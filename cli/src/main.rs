@@ -5,6 +5,7 @@ mod bench;
 mod data_cmd;
 mod export;
 mod generate;
+mod prompt;
 mod score;
 mod synth;
 

@@ -47,25 +47,30 @@ impl ModuleAdapter for LayoutAdapter {
         } else {
             s.shape.to_vec()
         };
-        let inner = s.clone_data_fn();
-        let (dtype, target) = (self.dtype, shape.clone());
-        let data = Rc::new(move || {
-            let d = inner()?.convert_dtype(dtype);
-            Ok(burn::tensor::TensorData { shape: target.clone().into(), ..d })
-        });
-        TensorSnapshot::from_closure(
-            data,
-            dtype,
-            shape.into(),
-            s.path_stack.clone().unwrap_or_default(),
-            s.container_stack.clone().unwrap_or_default(),
-            s.tensor_id.unwrap_or_default(),
-        )
+        relayout(s, self.dtype, shape)
     }
 
     fn clone_box(&self) -> Box<dyn ModuleAdapter> {
         Box::new(self.clone())
     }
+}
+
+/// `s` with its data cast to `dtype` and reshaped to `shape` (same element count), lazily, keeping its path.
+pub(crate) fn relayout(s: &TensorSnapshot, dtype: DType, shape: Vec<usize>) -> TensorSnapshot {
+    let inner = s.clone_data_fn();
+    let target = shape.clone();
+    let data = Rc::new(move || {
+        let d = inner()?.convert_dtype(dtype);
+        Ok(burn::tensor::TensorData { shape: target.clone().into(), ..d })
+    });
+    TensorSnapshot::from_closure(
+        data,
+        dtype,
+        shape.into(),
+        s.path_stack.clone().unwrap_or_default(),
+        s.container_stack.clone().unwrap_or_default(),
+        s.tensor_id.unwrap_or_default(),
+    )
 }
 
 /// The safetensors files of a checkpoint folder: `model.safetensors`, or the shards named by

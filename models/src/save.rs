@@ -2,7 +2,6 @@
 //! folder's config, tokenizer and processor files), written into a staging folder and renamed into place.
 
 use std::path::Path;
-use std::rc::Rc;
 
 use burn::module::Module;
 use burn::store::{
@@ -38,18 +37,10 @@ struct ShapeAdapter {
 impl ModuleAdapter for ShapeAdapter {
     fn adapt(&self, s: &TensorSnapshot) -> TensorSnapshot {
         let path = s.full_path();
-        let Some((_, shape)) = self.shapes.iter().find(|(p, _)| *p == path) else { return s.clone() };
-        let inner = s.clone_data_fn();
-        let target = shape.clone();
-        let data = Rc::new(move || Ok(burn::tensor::TensorData { shape: target.clone().into(), ..inner()? }));
-        TensorSnapshot::from_closure(
-            data,
-            s.dtype,
-            shape.clone().into(),
-            s.path_stack.clone().unwrap_or_default(),
-            s.container_stack.clone().unwrap_or_default(),
-            s.tensor_id.unwrap_or_default(),
-        )
+        match self.shapes.iter().find(|(p, _)| *p == path) {
+            Some((_, shape)) => crate::load::relayout(s, s.dtype, shape.clone()),
+            None => s.clone(),
+        }
     }
 
     fn clone_box(&self) -> Box<dyn ModuleAdapter> {
