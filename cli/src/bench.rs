@@ -1,18 +1,26 @@
-//! `repic bench`: generation throughput of a checkpoint on this machine — full recomputation per token vs the
-//! KV cache, and a GRPO group sampled from one prefill. Timings are medians over repeats; nothing here is a test.
+//! `repic bench generate`: generation throughput of a checkpoint on this machine, for a batch of copies of one
+//! prompt or a GRPO group sampled from one prefill, with the KV cache or (`--no-cache`) by full recomputation.
+//! Timings cover generation only (not loading or image preprocessing); medians over repeats; nothing here is a
+//! test. `scripts/bench_transformers_generate.py` times transformers on the same settings.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::prompt::load_prompt;
 use repic_models::{
     Checkpoint, DefaultBackend as Backend, GenerateOptions, SamplingOptions, VlInput, default_device as device,
-    generate, generate_group,
 };
 
-/// Arguments of `repic bench`.
+/// Benchmarks.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Tokens per second of generation (batch or group), one image prompt by default.
+    Generate(Args),
+}
+
+/// Arguments of `repic bench generate`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint folder.
@@ -24,30 +32,32 @@ pub struct Args {
     /// The user's text.
     #[arg(long, default_value = "Describe the image in detail.")]
     prompt: String,
-    /// Tokens to generate per run (no early stop).
-    #[arg(long, default_value_t = 32)]
+    /// Copies of the prompt decoded as one batch (each prefilled).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Samples of the prompt decoded from one shared prefill (a GRPO group); excludes --batch > 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    group: u32,
+    /// Tokens generated per sequence (no early stop).
+    #[arg(long, default_value_t = 64)]
     new_tokens: usize,
-    /// Group size for the grouped run.
-    #[arg(long, default_value_t = 8)]
-    group: usize,
-    /// Repeats per measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Timed repeats after one warm-up run (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    repeats: u32,
+    /// Greedy decoding of one sequence by recomputing the whole sequence per token (the no-cache baseline).
+    #[arg(long)]
+    no_cache: bool,
+    /// Print {"tokens_per_second", "seconds", "new_tokens"} as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn time(repeats: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
-    let mut t = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64());
-    }
-    Ok(median(t))
 }
 
 /// Greedy decoding by rerunning the model over the whole sequence for every token (the no-cache baseline).
@@ -63,35 +73,67 @@ fn recompute(ckpt: &Checkpoint<Backend>, input: &VlInput, n: usize) -> anyhow::R
     Ok(())
 }
 
-/// Run `repic bench`.
-pub fn run(a: Args) -> anyhow::Result<()> {
+/// Run a benchmark.
+pub fn run(c: BenchCommand) -> anyhow::Result<()> {
+    match c {
+        BenchCommand::Generate(a) => generate(a),
+    }
+}
+
+fn generate(a: Args) -> anyhow::Result<()> {
+    if a.batch > 1 && a.group > 1 {
+        bail!("--batch and --group measure different things; give one of them");
+    }
+    if a.no_cache && (a.batch > 1 || a.group > 1) {
+        bail!("--no-cache measures one greedy sequence; drop --batch/--group");
+    }
     let dev = device();
     let (ckpt, prepared) = load_prompt(&a.model, &a.images, None, a.prompt.clone())?;
     let input = &prepared.input;
     let n = a.new_tokens;
-    let greedy = GenerateOptions { max_new_tokens: n, ..Default::default() };
-    let sampled = GenerateOptions {
+    let opts = GenerateOptions {
         max_new_tokens: n,
-        sampling: SamplingOptions { temperature: 1.0, ..Default::default() },
+        sampling: SamplingOptions { temperature: a.temperature, ..Default::default() },
         ..Default::default()
     };
-    let prefill = GenerateOptions { max_new_tokens: 1, ..Default::default() };
-    let t_prefill = time(a.repeats, || Ok(generate(&ckpt.model, &ckpt.cfg, input, &prefill, &dev).map(drop)?))?;
-    let t_full = time(a.repeats, || recompute(&ckpt, input, n))?;
-    let t_cache = time(a.repeats, || Ok(generate(&ckpt.model, &ckpt.cfg, input, &greedy, &dev).map(drop)?))?;
-    let t_group =
-        time(a.repeats, || Ok(generate_group(&ckpt.model, &ckpt.cfg, input, a.group, &sampled, &dev).map(drop)?))?;
-    println!(
-        "prompt: {} tokens, {} image(s); {n} new tokens; median of {} runs",
-        input.ids.len(),
-        a.images.len(),
-        a.repeats
-    );
-    println!("{:<38} {:>10} {:>12}", "run", "seconds", "tokens/s");
-    let row = |name: &str, secs: f64, toks: usize| println!("{name:<38} {secs:>10.3} {:>12.1}", toks as f64 / secs);
-    row("prefill + 1 token", t_prefill, 1);
-    row("greedy, full recomputation per token", t_full, n);
-    row("greedy, KV cache", t_cache, n);
-    row(&format!("group of {} sampled, shared prefill", a.group), t_group, n * a.group);
+    let engine = ckpt.engine(&dev);
+    let batch = vec![input.clone(); a.batch as usize];
+    let once = || -> anyhow::Result<usize> {
+        if a.no_cache {
+            recompute(&ckpt, input, n)?;
+            return Ok(n);
+        }
+        let outs = if a.group > 1 {
+            engine.generate_group(input, a.group as usize, &opts)?
+        } else {
+            engine.generate_batch(&batch, &opts)?
+        };
+        Ok(outs.iter().map(|o| o.tokens.len()).sum())
+    };
+    once()?;
+    let mut times = Vec::new();
+    let mut tokens = 0;
+    for _ in 0..a.repeats {
+        let start = Instant::now();
+        tokens = once()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let secs = median(times);
+    let tps = tokens as f64 / secs;
+    if a.json {
+        println!("{}", serde_json::json!({"tokens_per_second": tps, "seconds": secs, "new_tokens": tokens}));
+    } else {
+        let what = match (a.no_cache, a.group > 1) {
+            (true, _) => "1 sequence, full recomputation per token".to_string(),
+            (false, true) => format!("group of {} from one prefill, KV cache", a.group),
+            (false, false) => format!("batch of {}, KV cache", a.batch),
+        };
+        println!(
+            "{what}: prompt {} tokens, {} image(s), {tokens} new tokens in {secs:.3} s = {tps:.1} tokens/s (median of {})",
+            input.ids.len(),
+            a.images.len(),
+            a.repeats
+        );
+    }
     Ok(())
 }

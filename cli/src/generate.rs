@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use repic_models::{GenerateOptions, SamplingOptions, default_device as device, generate_group};
+use repic_models::{GenerateOptions, SamplingOptions, default_device as device};
 
 use crate::prompt::load_prompt;
 
@@ -37,14 +37,18 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f64,
     /// Completions to sample from one shared prefill (a GRPO group); sample i uses seed + i. With more than one,
-    /// `--json` adds a "samples" list of {"tokens", "text", "logprobs"}.
+    /// `--json` adds a "samples" list of {"tokens", "text", "logprobs", "finish"}.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     num_samples: u32,
+    /// A string that ends generation once the output contains it (repeat for several).
+    #[arg(long = "stop")]
+    stop: Vec<String>,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print {"prompt", "input_ids", "tokens", "text", "logprobs"} as JSON (log-probs under the penalised,
-    /// temperature-scaled distribution, before top-k/top-p truncation).
+    /// Print {"prompt", "input_ids", "tokens", "text", "logprobs", "finish"} as JSON (log-probs under the
+    /// penalised, temperature-scaled distribution, before top-k/top-p truncation; finish is "stop",
+    /// "stop_string" or "length").
     #[arg(long)]
     json: bool,
 }
@@ -65,29 +69,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         sampling,
         seed: a.seed,
         stop_tokens: ckpt.stop_tokens.clone(),
+        stop_strings: a.stop,
     };
-    let outs = generate_group(&ckpt.model, &ckpt.cfg, &prepared.input, a.num_samples as usize, &opts, &dev)?;
-    let texts = outs.iter().map(|o| ckpt.tokenizer.decode(&o.tokens)).collect::<Result<Vec<_>, _>>()?;
+    let outs = ckpt.engine(&dev).generate_group(&prepared.input, a.num_samples as usize, &opts)?;
+    let sample = |o: &repic_models::Generation| {
+        serde_json::json!({"tokens": o.tokens, "text": o.text, "logprobs": o.logprobs, "finish": o.finish})
+    };
     if a.json {
-        let mut v = serde_json::json!({
-            "prompt": prepared.prompt,
-            "input_ids": prepared.input.ids,
-            "tokens": outs[0].tokens,
-            "text": texts[0],
-            "logprobs": outs[0].logprobs,
-        });
+        let mut v = sample(&outs[0]);
+        v["prompt"] = prepared.prompt.into();
+        v["input_ids"] = prepared.input.ids.into();
         if outs.len() > 1 {
-            let samples: Vec<_> = outs
-                .iter()
-                .zip(&texts)
-                .map(|(o, t)| serde_json::json!({"tokens": o.tokens, "text": t, "logprobs": o.logprobs}))
-                .collect();
-            v["samples"] = samples.into();
+            v["samples"] = outs.iter().map(sample).collect::<Vec<_>>().into();
         }
         println!("{v}");
     } else {
-        for t in &texts {
-            println!("{t}");
+        for o in &outs {
+            println!("{}", o.text);
         }
     }
     Ok(())

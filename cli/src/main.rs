@@ -32,8 +32,9 @@ enum Command {
     Generate(generate::Args),
     /// Write a checkpoint back as a Hugging Face folder (loads in transformers).
     Export(export::Args),
-    /// Measure generation throughput of a checkpoint (no cache vs KV cache vs a sampled group).
-    Bench(bench::Args),
+    /// Measure throughput on this machine (`repic bench generate`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),

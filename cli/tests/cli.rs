@@ -225,18 +225,31 @@ fn num_samples_draws_a_group_whose_samples_match_single_seeds() {
         assert_eq!(s["tokens"], run(&["--seed", &seed])["tokens"], "sample {i}");
     }
     assert!(run(&[]).get("samples").is_none());
+    assert_eq!(run(&[])["finish"], "length");
+    // A stop string taken from the output ends it there.
+    let first = run(&["--seed", "5"]);
+    let text = first["text"].as_str().unwrap();
+    let stop: String = text.chars().take(2).collect();
+    assert!(!stop.trim().is_empty() && text.chars().count() > 2, "{text:?}");
+    let cut = run(&["--seed", "5", "--stop", &stop]);
+    assert_eq!(cut["finish"], "stop_string", "{stop:?} in {text:?}");
+    assert!(cut["text"].as_str().unwrap().len() < text.len());
     assert!(!repic(&["generate", "--model", &model, "--prompt", "x", "--num-samples", "0"]).status.success());
 }
 
 #[test]
-fn bench_runs_and_reports_every_measurement() {
+fn bench_generate_reports_json_for_batch_group_and_no_cache() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
     let (model, image) = (dir.to_string_lossy().into_owned(), dir.join("image1.png").to_string_lossy().into_owned());
-    let out =
-        repic(&["bench", "--model", &model, "--image", &image, "--new-tokens", "2", "--group", "2", "--repeats", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    for row in ["prefill + 1 token", "full recomputation", "KV cache", "group of 2 sampled"] {
-        assert!(text.contains(row), "missing `{row}` in:\n{text}");
+    let base = ["bench", "generate", "--model", &model, "--image", &image, "--new-tokens", "3", "--repeats", "1"];
+    for (extra, tokens) in [(vec!["--batch", "2"], 6), (vec!["--group", "3"], 9), (vec!["--no-cache"], 3)] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).chain(["--json"]).collect();
+        let out = repic(&args);
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["new_tokens"], tokens, "{extra:?}");
+        assert!(v["tokens_per_second"].as_f64().unwrap() > 0.0 && v["seconds"].as_f64().unwrap() > 0.0);
     }
+    let both: Vec<&str> = base.iter().copied().chain(["--batch", "2", "--group", "2"]).collect();
+    assert!(!repic(&both).status.success());
 }

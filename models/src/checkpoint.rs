@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use serde_json::Value;
 
-use crate::{ChatMessage, ChatPart, ChatTokenizer, ModelError, ProcessorConfig, QwenVl, QwenVlConfig, VlInput};
+use crate::{ChatMessage, Engine, ChatPart, ChatTokenizer, ModelError, ProcessorConfig, QwenVl, QwenVlConfig, VlInput};
 
 /// Everything needed to run a Qwen2-VL / Qwen2.5-VL checkpoint.
 pub struct Checkpoint<B: Backend> {
@@ -44,6 +44,11 @@ impl<B: Backend> Checkpoint<B> {
             stop_tokens = cfg.tokens.eos.clone();
         }
         Ok(Checkpoint { model, cfg, tokenizer, processor, stop_tokens })
+    }
+
+    /// The inference engine over this checkpoint (decoding text, checking stop strings) on `device`.
+    pub fn engine<'a>(&'a self, device: &'a B::Device) -> Engine<'a, B> {
+        Engine::new(&self.model, &self.cfg, device).with_tokenizer(&self.tokenizer)
     }
 
     /// Render `messages` (with the generation prompt), process the images (one per [`ChatPart::Image`], in

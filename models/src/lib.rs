@@ -2,15 +2,15 @@
 //! loaded from Hugging Face checkpoint folders. Generic over `B: Backend`; the binary picks the backend.
 //!
 //! ```no_run
-//! use repic_models::{ChatMessage, ChatPart, Checkpoint, DefaultBackend, GenerateOptions, default_device, generate};
+//! use repic_models::{ChatMessage, ChatPart, Checkpoint, DefaultBackend, GenerateOptions, default_device};
 //!
 //! let dev = default_device();
 //! let ckpt = Checkpoint::<DefaultBackend>::load("Qwen2.5-VL-7B-Instruct".as_ref(), &dev)?;
 //! let chat = [ChatMessage { role: "user".into(), content: vec![ChatPart::Image, ChatPart::Text("Who is this?".into())] }];
 //! let prompt = ckpt.prepare(&chat, &["photo.jpg".into()])?;
 //! let opts = GenerateOptions { max_new_tokens: 64, stop_tokens: ckpt.stop_tokens.clone(), ..Default::default() };
-//! let out = generate(&ckpt.model, &ckpt.cfg, &prompt.input, &opts, &dev)?;
-//! println!("{}", ckpt.tokenizer.decode(&out.tokens)?);
+//! let out = ckpt.engine(&dev).generate(&prompt.input, &opts)?;
+//! println!("{} ({:?})", out.text, out.finish);
 //! # Ok::<(), repic_models::ModelError>(())
 //! ```
 //!
@@ -33,6 +33,7 @@ pub mod qwen;
 pub mod resize;
 pub mod sampling;
 pub mod save;
+pub mod score;
 pub mod tokenizer;
 
 pub use backend::{DefaultBackend, default_device};
@@ -40,11 +41,12 @@ pub use checkpoint::{Checkpoint, PreparedPrompt};
 pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, load_clip};
 pub use config::{Arch, QwenVlConfig};
 pub use error::ModelError;
-pub use generate::{GenerateOptions, Generation, generate, generate_batch, generate_group};
+pub use generate::{Engine, Finish, GenerateOptions, Generation};
 pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
 pub use sampling::SamplingOptions;
 pub use save::save_qwen_vl;
+pub use score::{ScoreOptions, Scored};
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};
 
 use std::path::Path;

@@ -2,75 +2,17 @@
 //! `scripts/make_parity_fixtures.py`): vision features, rope index, last logits (max abs diff <= 1e-4),
 //! greedy tokens and their log-probs.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
+use common::{B, Reference, fixture, max_diff};
 use repic_models::qwen::rope::rope_index;
 use repic_models::{
-    ChatMessage, ChatPart, ChatTokenizer, GenerateOptions, ProcessorConfig, QwenVl, QwenVlConfig, VlInput, generate,
+    ChatMessage, ChatPart, ChatTokenizer, Engine, GenerateOptions, ProcessorConfig, QwenVl, QwenVlConfig, VlInput,
     load_qwen_vl,
 };
-use safetensors::SafeTensors;
-use serde_json::Value;
-
-type B = repic_models::DefaultBackend;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-struct Reference {
-    bytes: Vec<u8>,
-    meta: Value,
-}
-
-impl Reference {
-    fn load(dir: &Path) -> Self {
-        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
-        let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-        Reference { bytes, meta }
-    }
-
-    fn tensor(&self, key: &str) -> Option<(Vec<usize>, Vec<f64>)> {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(key).ok()?;
-        let raw = t.data();
-        let vals: Vec<f64> = match t.dtype() {
-            safetensors::Dtype::F32 => {
-                raw.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
-            }
-            safetensors::Dtype::I64 => {
-                raw.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect()
-            }
-            other => panic!("unexpected dtype {other:?}"),
-        };
-        Some((t.shape().to_vec(), vals))
-    }
-
-    fn input(&self, case: &str) -> VlInput {
-        let ids = self.tensor(&format!("{case}.input_ids")).unwrap().1.iter().map(|&x| x as u32).collect();
-        let (pixels, grids) = match self.tensor(&format!("{case}.pixel_values")) {
-            Some((_, px)) => {
-                let g = self.tensor(&format!("{case}.image_grid_thw")).unwrap().1;
-                let grids = g.chunks(3).map(|c| [c[0] as usize, c[1] as usize, c[2] as usize]).collect();
-                (px.iter().map(|&x| x as f32).collect(), grids)
-            }
-            None => (Vec::new(), Vec::new()),
-        };
-        VlInput { ids, pixels, grids }
-    }
-}
-
-fn max_diff(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    // NaN anywhere counts as an infinite difference (f64::max would silently skip it).
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - y).abs())
-        .fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
-}
 
 /// Greedy decoding without a cache: returns the tokens and their log-probs.
 fn greedy(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, n: usize) -> (Vec<u32>, Vec<f32>) {
@@ -120,7 +62,7 @@ fn check(name: &str) {
         assert_eq!(toks, want, "{name}/{case}: greedy tokens");
         // The KV-cached generation loop gives the same tokens and log-probs as full recomputation.
         let opts = GenerateOptions { max_new_tokens: want.len(), ..Default::default() };
-        let cached = generate(&model, &cfg, &input, &opts, &dev).unwrap();
+        let cached = Engine::new(&model, &cfg, &dev).generate(&input, &opts).unwrap();
         assert_eq!(cached.tokens, want, "{name}/{case}: cached greedy tokens");
         for (a, b) in cached.logprobs.iter().zip(&lps) {
             assert!((a - b).abs() <= 1e-4, "{name}/{case}: cached log-prob {a} vs uncached {b}");
@@ -223,114 +165,3 @@ fn chat_template_with_system_message_and_interleaved_images() {
     assert!(tok.encode_with_images(want, &[2]).is_err());
 }
 
-#[test]
-fn teacher_forced_logprobs_match_generation() {
-    let dir = fixture("qwen2_5_vl");
-    let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
-    let input = Reference::load(&dir).input("two_images");
-    for (temperature, seed) in [(0.0, 0), (1.5, 9)] {
-        let sampling = repic_models::SamplingOptions { temperature, ..Default::default() };
-        let opts = GenerateOptions { max_new_tokens: 6, sampling, seed, stop_tokens: vec![] };
-        let g = generate(&model, &cfg, &input, &opts, &dev).unwrap();
-        let t = if temperature > 0.0 { temperature } else { 1.0 };
-        let tf =
-            model.completion_logprobs(&input, &g.tokens, t, &cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
-        assert_eq!(tf.len(), g.tokens.len());
-        for (a, b) in tf.iter().zip(&g.logprobs) {
-            assert!((a - b).abs() <= 1e-4, "temperature {temperature}: teacher-forced {a} vs generated {b}");
-        }
-    }
-    assert!(model.completion_logprobs(&input, &[], 1.0, &cfg, &dev).is_err());
-}
-
-#[test]
-fn group_generation_equals_single_runs() {
-    let dir = fixture("qwen2_vl");
-    let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
-    let input = Reference::load(&dir).input("image_text");
-    let sampling = repic_models::SamplingOptions { temperature: 1.3, top_k: Some(50), ..Default::default() };
-    // Token 49 is this model's favourite: stopping on it ends samples at different steps.
-    let opts = GenerateOptions { max_new_tokens: 7, sampling, seed: 40, stop_tokens: vec![49] };
-    let group = repic_models::generate_group(&model, &cfg, &input, 4, &opts, &dev).unwrap();
-    assert_eq!(group.len(), 4);
-    for (i, g) in group.iter().enumerate() {
-        let single =
-            generate(&model, &cfg, &input, &GenerateOptions { seed: 40 + i as u64, ..opts.clone() }, &dev).unwrap();
-        assert_eq!(g.tokens, single.tokens, "sample {i}");
-        for (a, b) in g.logprobs.iter().zip(&single.logprobs) {
-            assert!((a - b).abs() <= 1e-4, "sample {i}: {a} vs {b}");
-        }
-    }
-    let lens: Vec<usize> = group.iter().map(|g| g.tokens.len()).collect();
-    // Seeds 40..44 make sample 1 stop early on token 49 while the others run to the limit.
-    assert_eq!(lens, [7, 2, 7, 7]);
-    assert_eq!(group[1].tokens.last(), Some(&49));
-}
-
-#[test]
-fn logits_at_chosen_positions_equal_rows_of_the_full_pass() {
-    let dir = fixture("qwen2_vl_flat");
-    let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
-    let input = Reference::load(&dir).input("two_images");
-    let t = input.ids.len();
-    let full = model.logits(&input, &cfg, &dev).unwrap();
-    let vocab = full.dims()[1];
-    let full = full.into_data().to_vec::<f32>().unwrap();
-    let picked = model.logits_at(&input, &[t - 1, 3, 0], &cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
-    for (k, &p) in [t - 1, 3, 0].iter().enumerate() {
-        let d = max_diff(
-            &picked[k * vocab..(k + 1) * vocab],
-            &full[p * vocab..(p + 1) * vocab].iter().map(|&x| x as f64).collect::<Vec<_>>(),
-        );
-        assert!(d <= 1e-5, "position {p}: {d}");
-    }
-    assert!(model.logits_at(&input, &[t], &cfg, &dev).is_err());
-}
-
-#[test]
-fn batched_prompts_equal_unbatched_runs() {
-    // Three prompts of different lengths (two images, one image, text only) in one left-padded batch.
-    let dir = fixture("qwen2_5_vl");
-    let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
-    let r = Reference::load(&dir);
-    let inputs: Vec<VlInput> = ["two_images", "image_text", "text_only"].iter().map(|c| r.input(c)).collect();
-    let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
-    assert!(lens[0] != lens[1] && lens[1] != lens[2], "{lens:?}");
-    for sampling in [
-        repic_models::SamplingOptions::default(),
-        repic_models::SamplingOptions { temperature: 1.0, ..Default::default() },
-    ] {
-        let opts = GenerateOptions { max_new_tokens: 6, sampling, seed: 11, stop_tokens: vec![] };
-        let batch = repic_models::generate_batch(&model, &cfg, &inputs, &opts, &dev).unwrap();
-        for (i, (input, got)) in inputs.iter().zip(&batch).enumerate() {
-            let single =
-                generate(&model, &cfg, input, &GenerateOptions { seed: 11 + i as u64, ..opts.clone() }, &dev).unwrap();
-            assert_eq!(got.tokens, single.tokens, "row {i}");
-            for (a, b) in got.logprobs.iter().zip(&single.logprobs) {
-                assert!((a - b).abs() <= 1e-4, "row {i}: {a} vs {b}");
-            }
-        }
-    }
-    // Greedy rows also reproduce transformers' tokens for each prompt.
-    let greedy = repic_models::generate_batch(
-        &model,
-        &cfg,
-        &inputs,
-        &GenerateOptions { max_new_tokens: 8, ..Default::default() },
-        &dev,
-    )
-    .unwrap();
-    for (case, g) in ["two_images", "image_text", "text_only"].iter().zip(&greedy) {
-        let want: Vec<u32> = r.meta["cases"][case]["greedy_tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(g.tokens, want, "{case}");
-    }
-}

@@ -138,30 +138,6 @@ impl<B: Backend> QwenVl<B> {
         Ok(self.project(h.reshape([t, d]).select(0, idx)))
     }
 
-    /// Log-probabilities `[C]` of the tokens of `completion` following the prompt `input` (teacher forcing),
-    /// from logits divided by `temperature` (1.0: the model's own distribution). Only the completion rows go
-    /// through the output projection; differentiable on autodiff backends (the policy term of GRPO).
-    pub fn completion_logprobs(
-        &self,
-        input: &VlInput,
-        completion: &[u32],
-        temperature: f64,
-        cfg: &QwenVlConfig,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 1>, ModelError> {
-        if completion.is_empty() || temperature.is_nan() || temperature <= 0.0 {
-            return Err(ModelError::Input("need at least one completion token and a temperature > 0".into()));
-        }
-        let full = VlInput { ids: [input.ids.as_slice(), completion].concat(), ..input.clone() };
-        let h = self.hidden(&full, cfg, device)?;
-        let (p, c, d) = (input.ids.len(), completion.len(), h.dims()[2]);
-        let rows = h.narrow(1, p - 1, c).reshape([c, d]);
-        let logits = self.project(rows) / temperature;
-        let ids: Vec<i64> = completion.iter().map(|&x| i64::from(x)).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [c, 1]), device);
-        Ok(burn::tensor::activation::log_softmax(logits, 1).gather(1, ids).reshape([c]))
-    }
-
     /// Hidden states `[N, d]` -> logits `[N, vocab]`.
     pub fn project(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
         match &self.lm_head {

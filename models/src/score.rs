@@ -1,0 +1,139 @@
+//! The inference engine's scoring: teacher-forced log-probabilities of given completions (the policy and
+//! reference passes of GRPO, differentiable on autodiff backends), computed a chunk of rows of the output
+//! projection at a time, and logits of chosen tokens at chosen positions.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use crate::generate::Engine;
+use crate::qwen::rope::{mrope_tables, rope_index};
+use crate::{ModelError, VlInput};
+
+/// How completions are scored.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreOptions {
+    /// Logits are divided by it before the softmax (the sampling temperature of the rollouts; 1.0: the model's
+    /// own distribution).
+    pub temperature: f64,
+    /// Most completion rows sent through the output projection at once: at most `[chunk, vocab]` logits exist
+    /// at a time in a forward pass (an autodiff backend keeps each chunk's softmax for the backward pass).
+    pub chunk: usize,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions { temperature: 1.0, chunk: 1024 }
+    }
+}
+
+/// Log-probabilities of a batch of completions, right-padded.
+#[derive(Clone, Debug)]
+pub struct Scored<B: Backend> {
+    /// `[N, C]` log-probability of each completion token (0 in padded slots), `C` the longest completion.
+    pub logprobs: Tensor<B, 2>,
+    /// `[N, C]` 1.0 at real tokens, 0.0 at padding.
+    pub mask: Tensor<B, 2>,
+}
+
+impl<B: Backend> Engine<'_, B> {
+    /// Log-probabilities of each `completions[i]` following `prompt` (a GRPO group: one prompt, the vision tower
+    /// and prompt embedding run once), teacher-forced in one batched pass.
+    pub fn score_group(
+        &self,
+        prompt: &VlInput,
+        completions: &[Vec<u32>],
+        opts: ScoreOptions,
+    ) -> Result<Scored<B>, ModelError> {
+        let x = self.model.embed(prompt, self.cfg, self.device)?;
+        let rows: Vec<_> = completions.iter().map(|c| (prompt, x.clone(), c.as_slice())).collect();
+        self.score_rows(rows, opts)
+    }
+
+    /// Log-probabilities of each completion following its own prompt, teacher-forced in one batched pass
+    /// (right padding: a real token never attends to padding, so rows do not disturb one another).
+    pub fn score(&self, pairs: &[(VlInput, Vec<u32>)], opts: ScoreOptions) -> Result<Scored<B>, ModelError> {
+        let mut rows = Vec::with_capacity(pairs.len());
+        for (prompt, completion) in pairs {
+            rows.push((prompt, self.model.embed(prompt, self.cfg, self.device)?, completion.as_slice()));
+        }
+        self.score_rows(rows, opts)
+    }
+
+    fn score_rows(
+        &self,
+        rows: Vec<(&VlInput, Tensor<B, 3>, &[u32])>,
+        opts: ScoreOptions,
+    ) -> Result<Scored<B>, ModelError> {
+        let (model, cfg, device) = (self.model, self.cfg, self.device);
+        if opts.temperature.is_nan() || opts.temperature <= 0.0 || opts.chunk == 0 {
+            return Err(ModelError::Input("scoring needs a temperature > 0 and a chunk of at least 1 row".into()));
+        }
+        if rows.is_empty() || rows.iter().all(|(_, _, c)| c.is_empty()) {
+            return Err(ModelError::Input("nothing to score: every completion is empty".into()));
+        }
+        let n = rows.len();
+        let width = rows.iter().map(|(p, _, c)| p.ids.len() + c.len()).max().unwrap_or(0);
+        let cmax = rows.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
+        let tc = &cfg.text;
+        let (mut xs, mut cos, mut sin) = (Vec::new(), Vec::new(), Vec::new());
+        // Flat indices of the hidden states that predict each completion token, the tokens, their output slots.
+        let (mut at, mut targets, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        for (row, (prompt, x, completion)) in rows.into_iter().enumerate() {
+            let (p, c) = (prompt.ids.len(), completion.len());
+            if p == 0 {
+                return Err(ModelError::Input("an empty prompt".into()));
+            }
+            let ids: Vec<u32> = [prompt.ids.as_slice(), completion].concat();
+            let (mut pos, _) = rope_index(&ids, cfg.tokens.image, &prompt.grids, cfg.vision.spatial_merge_size)
+                .map_err(ModelError::Input)?;
+            for axis in pos.iter_mut() {
+                axis.resize(width, 0);
+            }
+            let (cs, sn) = mrope_tables::<B>(&pos, tc.head_dim(), tc.rope_theta, &tc.mrope_section, device);
+            cos.push(cs.unsqueeze::<3>());
+            sin.push(sn.unsqueeze::<3>());
+            let d = x.dims()[2];
+            let mut parts = vec![x];
+            if c > 0 {
+                let ids: Vec<i64> = completion.iter().map(|&t| i64::from(t)).collect();
+                let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, c]), device);
+                parts.push(model.model.embed_tokens.forward(ids));
+            }
+            if width > p + c {
+                parts.push(Tensor::zeros([1, width - p - c, d], device));
+            }
+            xs.push(Tensor::cat(parts, 1));
+            for (j, &tok) in completion.iter().enumerate() {
+                at.push((row * width + p - 1 + j) as i64);
+                targets.push(i64::from(tok));
+                slots.push((row * cmax + j) as i64);
+            }
+        }
+        let mask = Tensor::<B, 2, Bool>::tril_mask([width, width], 0, device).unsqueeze::<3>();
+        let h = model.model.forward(Tensor::cat(xs, 0), &Tensor::cat(cos, 0), &Tensor::cat(sin, 0), Some(&mask), None);
+        let d = h.dims()[2];
+        let h = h.reshape([n * width, d]);
+        let total = at.len();
+        let mut pieces = Vec::with_capacity(total.div_ceil(opts.chunk));
+        for start in (0..total).step_by(opts.chunk) {
+            let len = opts.chunk.min(total - start);
+            let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(at[start..start + len].to_vec(), [len]), device);
+            let tgt = TensorData::new(targets[start..start + len].to_vec(), [len, 1]);
+            let logits = model.project(h.clone().select(0, idx)) / opts.temperature;
+            pieces.push(log_softmax(logits, 1).gather(1, Tensor::from_data(tgt, device)).reshape([len]));
+        }
+        let flat = Tensor::cat(pieces, 0);
+        let slots = Tensor::<B, 1, Int>::from_data(TensorData::new(slots, [total]), device);
+        let logprobs = Tensor::<B, 1>::zeros([n * cmax], device).select_assign(
+            0,
+            slots.clone(),
+            flat,
+            burn::tensor::IndexingUpdateOp::Add,
+        );
+        let ones = Tensor::<B, 1>::ones([total], device);
+        let mask =
+            Tensor::<B, 1>::zeros([n * cmax], device).select_assign(0, slots, ones, burn::tensor::IndexingUpdateOp::Add);
+        Ok(Scored { logprobs: logprobs.reshape([n, cmax]), mask: mask.reshape([n, cmax]) })
+    }
+}
