@@ -72,9 +72,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         stop_strings: a.stop,
     };
     let outs = ckpt.engine(&dev).generate_group(&prepared.input, a.num_samples as usize, &opts)?;
-    let sample = |o: &repic_models::Generation| {
-        serde_json::json!({"tokens": o.tokens, "text": o.text, "logprobs": o.logprobs, "finish": o.finish})
-    };
+    let sample = |o: &repic_models::Generation| serde_json::json!({"tokens": o.tokens, "text": o.text, "logprobs": o.logprobs, "finish": o.finish});
     if a.json {
         let mut v = sample(&outs[0]);
         v["prompt"] = prepared.prompt.into();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use serde_json::Value;
 
-use crate::{ChatMessage, Engine, ChatPart, ChatTokenizer, ModelError, ProcessorConfig, QwenVl, QwenVlConfig, VlInput};
+use crate::{ChatMessage, ChatPart, ChatTokenizer, Engine, ModelError, ProcessorConfig, QwenVl, QwenVlConfig, VlInput};
 
 /// Everything needed to run a Qwen2-VL / Qwen2.5-VL checkpoint.
 pub struct Checkpoint<B: Backend> {

@@ -205,103 +205,106 @@ impl Rows {
 }
 
 impl<B: Backend> Engine<'_, B> {
-/// Prefill `x` (`[rows, T, d]`), then decode one token per sample per step. With `expand = Some(g)` the
-/// prefill has one row whose cache is copied to the `g` samples (a GRPO group).
-#[allow(clippy::too_many_arguments)]
-fn run(
-    &self,
-    x: Tensor<B, 3>,
-    (cos, sin): (Tensor<B, 3>, Tensor<B, 3>),
-    mask: Tensor<B, 3, Bool>,
-    mut rows: Rows,
-    expand: Option<usize>,
-    seeds: Vec<u64>,
-    opts: &GenerateOptions,
-) -> Result<Vec<Generation>, ModelError> {
-    let (model, cfg, device) = (self.model, self.cfg, self.device);
-    opts.sampling.validate().map_err(ModelError::Input)?;
-    let stops = StopStrings::new(&opts.stop_strings, self.tokenizer)?;
-    let tc = &cfg.text;
-    let n = rows.histories.len();
-    let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
-    let mut outs = vec![Generation::default(); n];
-    let mut done = vec![opts.max_new_tokens == 0; n];
-    let mut cache = KvCache::new(tc.num_hidden_layers);
-    let (mut x, mut cos, mut sin, mut mask) = (x, cos, sin, Some(mask));
-    for step in 0..opts.max_new_tokens {
-        let h = model.model.forward(x, &cos, &sin, mask.as_ref(), Some(&mut cache));
-        let [b, t, d] = h.dims();
-        let logits = model.project(h.narrow(1, t - 1, 1).reshape([b, d]));
-        let vocab = logits.dims()[1];
-        let flat: Vec<f32> = logits.into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
-        let mut next = Vec::with_capacity(n);
-        for i in 0..n {
-            // A shared prefill has one row for all samples; afterwards there is one row per sample.
-            let row = &flat[if b == 1 { 0 } else { i * vocab }..][..vocab];
-            if done[i] {
-                next.push(rows.histories[i].last().copied().unwrap_or_default());
-                continue;
-            }
-            let (tok, lp) = choose(row, &rows.histories[i], &opts.sampling, &mut rngs[i]);
-            rows.histories[i].push(tok);
-            outs[i].tokens.push(tok);
-            outs[i].logprobs.push(lp);
-            let finish = if opts.stop_tokens.contains(&tok) {
-                Some(Finish::Stop)
-            } else if stops.hit(&outs[i].tokens)? {
-                Some(Finish::StopString)
-            } else {
-                (outs[i].tokens.len() == opts.max_new_tokens).then_some(Finish::Length)
-            };
-            if let Some(f) = finish {
-                outs[i].finish = f;
-                done[i] = true;
-            }
-            next.push(tok);
-        }
-        if done.iter().all(|&d| d) {
-            break;
-        }
-        if let (1, Some(g)) = (b, expand.filter(|&g| g > 1)) {
-            for layer in cache.layers.iter_mut() {
-                if let Some((k, v)) = layer.take() {
-                    *layer = Some((k.repeat_dim(0, g), v.repeat_dim(0, g)));
+    /// Prefill `x` (`[rows, T, d]`), then decode one token per sample per step. With `expand = Some(g)` the
+    /// prefill has one row whose cache is copied to the `g` samples (a GRPO group).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        x: Tensor<B, 3>,
+        (cos, sin): (Tensor<B, 3>, Tensor<B, 3>),
+        mask: Tensor<B, 3, Bool>,
+        mut rows: Rows,
+        expand: Option<usize>,
+        seeds: Vec<u64>,
+        opts: &GenerateOptions,
+    ) -> Result<Vec<Generation>, ModelError> {
+        let (model, cfg, device) = (self.model, self.cfg, self.device);
+        opts.sampling.validate().map_err(ModelError::Input)?;
+        let stops = StopStrings::new(&opts.stop_strings, self.tokenizer)?;
+        let tc = &cfg.text;
+        let n = rows.histories.len();
+        let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
+        let mut outs = vec![Generation::default(); n];
+        let mut done = vec![opts.max_new_tokens == 0; n];
+        let mut cache = KvCache::new(tc.num_hidden_layers);
+        let (mut x, mut cos, mut sin, mut mask) = (x, cos, sin, Some(mask));
+        for step in 0..opts.max_new_tokens {
+            let h = model.model.forward(x, &cos, &sin, mask.as_ref(), Some(&mut cache));
+            let [b, t, d] = h.dims();
+            let logits = model.project(h.narrow(1, t - 1, 1).reshape([b, d]));
+            let vocab = logits.dims()[1];
+            let flat: Vec<f32> = logits.into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+            let mut next = Vec::with_capacity(n);
+            for i in 0..n {
+                // A shared prefill has one row for all samples; afterwards there is one row per sample.
+                let row = &flat[if b == 1 { 0 } else { i * vocab }..][..vocab];
+                if done[i] {
+                    next.push(rows.histories[i].last().copied().unwrap_or_default());
+                    continue;
                 }
+                let (tok, lp) = choose(row, &rows.histories[i], &opts.sampling, &mut rngs[i]);
+                rows.histories[i].push(tok);
+                outs[i].tokens.push(tok);
+                outs[i].logprobs.push(lp);
+                let finish = if opts.stop_tokens.contains(&tok) {
+                    Some(Finish::Stop)
+                } else if stops.hit(&outs[i].tokens)? {
+                    Some(Finish::StopString)
+                } else {
+                    (outs[i].tokens.len() == opts.max_new_tokens).then_some(Finish::Length)
+                };
+                if let Some(f) = finish {
+                    outs[i].finish = f;
+                    done[i] = true;
+                }
+                next.push(tok);
             }
-            rows.pads = vec![rows.pads[0]; g];
-            rows.lens = vec![rows.lens[0]; g];
-            rows.deltas = vec![rows.deltas[0]; g];
+            if done.iter().all(|&d| d) {
+                break;
+            }
+            if let (1, Some(g)) = (b, expand.filter(|&g| g > 1)) {
+                for layer in cache.layers.iter_mut() {
+                    if let Some((k, v)) = layer.take() {
+                        *layer = Some((k.repeat_dim(0, g), v.repeat_dim(0, g)));
+                    }
+                }
+                rows.pads = vec![rows.pads[0]; g];
+                rows.lens = vec![rows.lens[0]; g];
+                rows.deltas = vec![rows.deltas[0]; g];
+            }
+            // Decode: one text token per sample, at its own index + rope delta; padded keys stay hidden.
+            let width = cache.len();
+            let (mut cs, mut ss, mut m) = (Vec::new(), Vec::new(), Vec::with_capacity(n * (width + 1)));
+            for i in 0..n {
+                let p = (rows.lens[i] + step) as i64 + rows.deltas[i];
+                let (c, s) = mrope_tables::<B>(
+                    &[vec![p], vec![p], vec![p]],
+                    tc.head_dim(),
+                    tc.rope_theta,
+                    &tc.mrope_section,
+                    device,
+                );
+                cs.push(c.unsqueeze::<3>());
+                ss.push(s.unsqueeze::<3>());
+                m.extend((0..=width).map(|k| k < rows.pads[i]));
+            }
+            cos = Tensor::cat(cs, 0);
+            sin = Tensor::cat(ss, 0);
+            mask = rows
+                .pads
+                .iter()
+                .any(|&p| p > 0)
+                .then(|| Tensor::from_data(TensorData::new(m, [n, 1, width + 1]), device));
+            let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
+            x = model.model.embed_tokens.forward(Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, 1]), device));
         }
-        // Decode: one text token per sample, at its own index + rope delta; padded keys stay hidden.
-        let width = cache.len();
-        let (mut cs, mut ss, mut m) = (Vec::new(), Vec::new(), Vec::with_capacity(n * (width + 1)));
-        for i in 0..n {
-            let p = (rows.lens[i] + step) as i64 + rows.deltas[i];
-            let (c, s) = mrope_tables::<B>(
-                &[vec![p], vec![p], vec![p]],
-                tc.head_dim(),
-                tc.rope_theta,
-                &tc.mrope_section,
-                device,
-            );
-            cs.push(c.unsqueeze::<3>());
-            ss.push(s.unsqueeze::<3>());
-            m.extend((0..=width).map(|k| k < rows.pads[i]));
+        if let Some(tok) = self.tokenizer {
+            for o in outs.iter_mut() {
+                o.text = tok.decode(&o.tokens)?;
+            }
         }
-        cos = Tensor::cat(cs, 0);
-        sin = Tensor::cat(ss, 0);
-        mask =
-            rows.pads.iter().any(|&p| p > 0).then(|| Tensor::from_data(TensorData::new(m, [n, 1, width + 1]), device));
-        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
-        x = model.model.embed_tokens.forward(Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, 1]), device));
+        Ok(outs)
     }
-    if let Some(tok) = self.tokenizer {
-        for o in outs.iter_mut() {
-            o.text = tok.decode(&o.tokens)?;
-        }
-    }
-    Ok(outs)
-}
 }
 
 /// Stop strings and the tokenizer that checks them against the tail of each output.

@@ -17,9 +17,11 @@ use crate::ModelError;
 
 /// Regex rewrites from checkpoint keys to our module paths (transformers >= 4.52 names, and our own
 /// names for `nn.Sequential` indices).
-pub const QWEN_KEY_MAP: [(&str, &str); 4] = [
+pub const QWEN_KEY_MAP: [(&str, &str); 5] = [
     (r"^model\.language_model\.", "model."),
     (r"^model\.visual\.", "visual."),
+    // Language-model Linear layers sit inside a LoRA-capable wrapper.
+    (r"^(model\.layers\.\d+\.(?:self_attn|mlp)\.\w+_proj)\.(weight|bias)$", "$1.base.$2"),
     (r"merger\.mlp\.0\.", "merger.fc_in."),
     (r"merger\.mlp\.2\.", "merger.fc_out."),
 ];
@@ -71,6 +73,11 @@ pub(crate) fn relayout(s: &TensorSnapshot, dtype: DType, shape: Vec<usize>) -> T
         s.container_stack.clone().unwrap_or_default(),
         s.tensor_id.unwrap_or_default(),
     )
+}
+
+/// A module path as the checkpoint spells it (without the LoRA wrapper's `base` level), for error messages.
+fn checkpoint_name(path: &str) -> String {
+    path.replace("_proj.base.", "_proj.")
 }
 
 /// The safetensors files of a checkpoint folder: `model.safetensors`, or the shards named by
@@ -136,14 +143,14 @@ pub fn load_weights<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         });
         for u in &result.unused {
             if !ignore.iter().any(|i| u == i) {
-                problems.push(format!("  unexpected tensor `{u}` in {}", f.display()));
+                problems.push(format!("  unexpected tensor `{}` in {}", checkpoint_name(u), f.display()));
             }
         }
-        problems.extend(result.errors.iter().map(|e| format!("  {e}")));
+        problems.extend(result.errors.iter().map(|e| format!("  {}", checkpoint_name(&e.to_string()))));
     }
     for m in missing.unwrap_or_default() {
         if !applied.contains(&m) {
-            problems.push(format!("  missing tensor `{m}`"));
+            problems.push(format!("  missing tensor `{}`", checkpoint_name(&m)));
         }
     }
     if problems.is_empty() {

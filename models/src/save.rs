@@ -80,6 +80,43 @@ pub fn save_qwen_vl<B: Backend>(
     out: &Path,
     overwrite: bool,
 ) -> Result<(), ModelError> {
+    if model.has_lora() {
+        return Err(ModelError::Input(
+            "the model has LoRA adapters: save them with save_peft, or export merged weights after \
+             merge_and_unload"
+                .into(),
+        ));
+    }
+    write_dir_atomically(out, overwrite, |stage| {
+        let v = &cfg.vision;
+        let patch = vec![v.embed_dim, v.in_chans, v.temporal_patch_size, v.patch_size, v.patch_size];
+        let key_map = [
+            (r"merger\.fc_in\.", "merger.mlp.0."),
+            (r"merger\.fc_out\.", "merger.mlp.2."),
+            (r"_proj\.base\.", "_proj."),
+        ];
+        let shapes = vec![("visual.patch_embed.proj.weight".to_string(), patch)];
+        save_weights(model, &stage.join("model.safetensors"), &key_map, shapes)?;
+        for f in SIDE_FILES {
+            let src = source.join(f);
+            if src.is_file() {
+                std::fs::copy(&src, stage.join(f)).map_err(|e| ModelError::io(&src, e))?;
+            }
+        }
+        if model.head_untied(cfg) {
+            untie_config(&stage.join("config.json"))?;
+        }
+        Ok(())
+    })
+}
+
+/// Fill a staging folder next to `out` with `fill`, then rename it to `out` (replacing an existing `out` only
+/// when `overwrite`): a reader never sees a half-written folder.
+pub(crate) fn write_dir_atomically(
+    out: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&Path) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
     if out.exists() && !overwrite {
         return Err(ModelError::Config { path: out.into(), msg: "already exists".into() });
     }
@@ -87,17 +124,7 @@ pub fn save_qwen_vl<B: Backend>(
     std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
     let stage =
         tempfile::Builder::new().prefix(".repic-save-").tempdir_in(parent).map_err(|e| ModelError::io(parent, e))?;
-    let v = &cfg.vision;
-    let patch = vec![v.embed_dim, v.in_chans, v.temporal_patch_size, v.patch_size, v.patch_size];
-    let key_map = [(r"merger\.fc_in\.", "merger.mlp.0."), (r"merger\.fc_out\.", "merger.mlp.2.")];
-    let shapes = vec![("visual.patch_embed.proj.weight".to_string(), patch)];
-    save_weights(model, &stage.path().join("model.safetensors"), &key_map, shapes)?;
-    for f in SIDE_FILES {
-        let src = source.join(f);
-        if src.is_file() {
-            std::fs::copy(&src, stage.path().join(f)).map_err(|e| ModelError::io(&src, e))?;
-        }
-    }
+    fill(stage.path())?;
     let staged = stage.keep();
     if out.exists() {
         let old = staged.with_extension("old");
@@ -108,4 +135,18 @@ pub fn save_qwen_vl<B: Backend>(
         std::fs::rename(&staged, out).map_err(|e| ModelError::io(out, e))?;
     }
     Ok(())
+}
+
+/// Set `tie_word_embeddings: false` in a copied config.json (top level and `text_config`): the head was given
+/// its own weight by merging an adapter.
+fn untie_config(path: &Path) -> Result<(), ModelError> {
+    let err = |msg: String| ModelError::Config { path: path.into(), msg };
+    let src = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    let mut v: serde_json::Value = serde_json::from_str(&src).map_err(|e| err(e.to_string()))?;
+    v["tie_word_embeddings"] = false.into();
+    if let Some(t) = v.get_mut("text_config").filter(|t| t.is_object()) {
+        t["tie_word_embeddings"] = false.into();
+    }
+    let text = serde_json::to_string_pretty(&v).map_err(|e| err(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| ModelError::io(path, e))
 }

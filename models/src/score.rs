@@ -132,8 +132,12 @@ impl<B: Backend> Engine<'_, B> {
             burn::tensor::IndexingUpdateOp::Add,
         );
         let ones = Tensor::<B, 1>::ones([total], device);
-        let mask =
-            Tensor::<B, 1>::zeros([n * cmax], device).select_assign(0, slots, ones, burn::tensor::IndexingUpdateOp::Add);
+        let mask = Tensor::<B, 1>::zeros([n * cmax], device).select_assign(
+            0,
+            slots,
+            ones,
+            burn::tensor::IndexingUpdateOp::Add,
+        );
         Ok(Scored { logprobs: logprobs.reshape([n, cmax]), mask: mask.reshape([n, cmax]) })
     }
 }

@@ -5,9 +5,7 @@
 mod common;
 
 use common::{B, Reference, fixture, max_diff};
-use repic_models::{
-    Checkpoint, Engine, Finish, GenerateOptions, SamplingOptions, ScoreOptions, VlInput, load_qwen_vl,
-};
+use repic_models::{Checkpoint, Engine, Finish, GenerateOptions, SamplingOptions, ScoreOptions, VlInput, load_qwen_vl};
 
 fn sampled(temperature: f64) -> SamplingOptions {
     SamplingOptions { temperature, ..Default::default() }
@@ -173,16 +171,22 @@ fn group_scoring_is_batched_padded_and_chunked_without_changing_values() {
     let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
     let engine = Engine::new(&model, &cfg, &dev);
-    let opts = GenerateOptions { max_new_tokens: 6, sampling: sampled(1.2), seed: 3, stop_tokens: vec![], ..Default::default() };
+    let opts = GenerateOptions {
+        max_new_tokens: 6,
+        sampling: sampled(1.2),
+        seed: 3,
+        stop_tokens: vec![],
+        ..Default::default()
+    };
     let group = engine.generate_group(&input, 3, &opts).unwrap();
     // Completions of lengths 6, 3 and 1 to exercise the padding.
-    let completions: Vec<Vec<u32>> =
-        group.iter().zip([6, 3, 1]).map(|(g, n)| g.tokens[..n].to_vec()).collect();
+    let completions: Vec<Vec<u32>> = group.iter().zip([6, 3, 1]).map(|(g, n)| g.tokens[..n].to_vec()).collect();
     let one_chunk = ScoreOptions { temperature: 1.2, chunk: 1000 };
     let grouped = engine.score_group(&input, &completions, one_chunk).unwrap();
     assert_eq!(grouped.logprobs.dims(), [3, 6]);
     let mask = grouped.mask.into_data().to_vec::<f32>().unwrap();
-    let want_mask: Vec<f32> = [6, 3, 1].iter().flat_map(|&n| (0..6).map(move |j| if j < n { 1.0 } else { 0.0 })).collect();
+    let want_mask: Vec<f32> =
+        [6, 3, 1].iter().flat_map(|&n| (0..6).map(move |j| if j < n { 1.0 } else { 0.0 })).collect();
     assert_eq!(mask, want_mask);
     let grouped = grouped.logprobs.into_data().to_vec::<f32>().unwrap();
     let pairs: Vec<(VlInput, Vec<u32>)> = completions.iter().map(|c| (input.clone(), c.clone())).collect();

@@ -164,4 +164,3 @@ fn chat_template_with_system_message_and_interleaved_images() {
     assert_eq!(ids.iter().filter(|&&i| i == pad).count(), 5);
     assert!(tok.encode_with_images(want, &[2]).is_err());
 }
-

@@ -1,6 +1,7 @@
 //! Qwen2-VL / Qwen2.5-VL: vision tower, Qwen2 decoder with M-RoPE, image features spliced at
 //! `<|image_pad|>` positions.
 
+mod adapters;
 mod norm;
 pub mod rope;
 mod text;
@@ -18,6 +19,7 @@ pub use vision::Vision;
 
 use crate::ModelError;
 use crate::config::QwenVlConfig;
+use crate::lora::Lora;
 
 /// A randomly initialised Linear layer (weights are then loaded from a checkpoint).
 pub(crate) fn linear<B: Backend>(i: usize, o: usize, bias: bool, device: &B::Device) -> Linear<B> {
@@ -33,6 +35,10 @@ pub struct QwenVl<B: Backend> {
     pub model: TextModel<B>,
     /// Output projection; `None` when tied to the embedding.
     pub lm_head: Option<Linear<B>>,
+    /// LoRA adapter of the output projection (PEFT `lm_head`), tied or not.
+    pub lm_head_lora: Option<Lora<B>>,
+    /// The head was tied and merging its adapter gave it its own weight (unmerging ties it again).
+    head_untied: bool,
 }
 
 /// One prompt ready for the model: token ids and, per image, its flattened patches and (t, h, w) grid.
@@ -51,7 +57,13 @@ impl<B: Backend> QwenVl<B> {
     pub fn new(cfg: &QwenVlConfig, device: &B::Device) -> Self {
         let lm_head =
             (!cfg.text.tie_word_embeddings).then(|| linear(cfg.text.hidden_size, cfg.text.vocab_size, false, device));
-        QwenVl { visual: Vision::new(&cfg.vision, cfg.arch, device), model: TextModel::new(&cfg.text, device), lm_head }
+        QwenVl {
+            visual: Vision::new(&cfg.vision, cfg.arch, device),
+            model: TextModel::new(&cfg.text, device),
+            lm_head,
+            lm_head_lora: None,
+            head_untied: false,
+        }
     }
 
     /// Image features for the images of `input` (`[pads, d]`), or `None` without images.
@@ -138,11 +150,16 @@ impl<B: Backend> QwenVl<B> {
         Ok(self.project(h.reshape([t, d]).select(0, idx)))
     }
 
-    /// Hidden states `[N, d]` -> logits `[N, vocab]`.
+    /// Hidden states `[N, d]` -> logits `[N, vocab]` (with the head's adapter update when it has one).
     pub fn project(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
-        match &self.lm_head {
+        let update = self.lm_head_lora.as_ref().and_then(|l| l.forward(h.clone()));
+        let logits = match &self.lm_head {
             Some(l) => l.forward(h),
             None => h.matmul(self.model.embed_tokens.weight.val().transpose()),
+        };
+        match update {
+            Some(u) => logits + u,
+            None => logits,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Qwen2 decoder: GQA attention with q/k/v bias and M-RoPE, SwiGLU MLP, RMSNorm.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Linear};
+use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
@@ -10,6 +10,7 @@ use super::linear;
 use super::norm::Norm;
 use super::rope::rotate;
 use crate::config::TextConfig;
+use crate::lora::LoraLinear;
 
 /// Cached keys and values of one layer, `[B, kv_heads, P, head_dim]` each (rotary already applied).
 pub type LayerKv<B> = Option<(Tensor<B, 4>, Tensor<B, 4>)>;
@@ -42,13 +43,13 @@ impl<B: Backend> KvCache<B> {
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// Query projection (with bias).
-    pub q_proj: Linear<B>,
+    pub q_proj: LoraLinear<B>,
     /// Key projection (with bias).
-    pub k_proj: Linear<B>,
+    pub k_proj: LoraLinear<B>,
     /// Value projection (with bias).
-    pub v_proj: Linear<B>,
+    pub v_proj: LoraLinear<B>,
     /// Output projection (no bias).
-    pub o_proj: Linear<B>,
+    pub o_proj: LoraLinear<B>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -58,11 +59,11 @@ pub struct Attention<B: Backend> {
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// Gate projection.
-    pub gate_proj: Linear<B>,
+    pub gate_proj: LoraLinear<B>,
     /// Up projection.
-    pub up_proj: Linear<B>,
+    pub up_proj: LoraLinear<B>,
     /// Down projection.
-    pub down_proj: Linear<B>,
+    pub down_proj: LoraLinear<B>,
 }
 
 /// One decoder layer.
@@ -96,18 +97,18 @@ impl<B: Backend> TextModel<B> {
         let layers = (0..cfg.num_hidden_layers)
             .map(|_| DecoderLayer {
                 self_attn: Attention {
-                    q_proj: linear(d, cfg.num_attention_heads * hd, true, device),
-                    k_proj: linear(d, cfg.num_key_value_heads * hd, true, device),
-                    v_proj: linear(d, cfg.num_key_value_heads * hd, true, device),
-                    o_proj: linear(cfg.num_attention_heads * hd, d, false, device),
+                    q_proj: LoraLinear::plain(linear(d, cfg.num_attention_heads * hd, true, device)),
+                    k_proj: LoraLinear::plain(linear(d, cfg.num_key_value_heads * hd, true, device)),
+                    v_proj: LoraLinear::plain(linear(d, cfg.num_key_value_heads * hd, true, device)),
+                    o_proj: LoraLinear::plain(linear(cfg.num_attention_heads * hd, d, false, device)),
                     heads: cfg.num_attention_heads,
                     kv_heads: cfg.num_key_value_heads,
                     head_dim: hd,
                 },
                 mlp: Mlp {
-                    gate_proj: linear(d, cfg.intermediate_size, false, device),
-                    up_proj: linear(d, cfg.intermediate_size, false, device),
-                    down_proj: linear(cfg.intermediate_size, d, false, device),
+                    gate_proj: LoraLinear::plain(linear(d, cfg.intermediate_size, false, device)),
+                    up_proj: LoraLinear::plain(linear(d, cfg.intermediate_size, false, device)),
+                    down_proj: LoraLinear::plain(linear(cfg.intermediate_size, d, false, device)),
                 },
                 input_layernorm: Norm::rms(d, cfg.rms_norm_eps, device),
                 post_attention_layernorm: Norm::rms(d, cfg.rms_norm_eps, device),

@@ -68,4 +68,3 @@ pub fn max_diff(a: &[f32], b: &[f64]) -> f64 {
         .map(|(x, y)| (*x as f64 - y).abs())
         .fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
 }
-
