@@ -273,23 +273,19 @@ impl<B: Backend> Engine<'_, B> {
                 rows.deltas = vec![rows.deltas[0]; g];
             }
             // Decode: one text token per sample, at its own index + rope delta; padded keys stay hidden.
+            // One rotary table for all rows (a text token has the same position on the three M-RoPE axes).
             let width = cache.len();
-            let (mut cs, mut ss, mut m) = (Vec::new(), Vec::new(), Vec::with_capacity(n * (width + 1)));
-            for i in 0..n {
-                let p = (rows.lens[i] + step) as i64 + rows.deltas[i];
-                let (c, s) = mrope_tables::<B>(
-                    &[vec![p], vec![p], vec![p]],
-                    tc.head_dim(),
-                    tc.rope_theta,
-                    &tc.mrope_section,
-                    device,
-                );
-                cs.push(c.unsqueeze::<3>());
-                ss.push(s.unsqueeze::<3>());
-                m.extend((0..=width).map(|k| k < rows.pads[i]));
-            }
-            cos = Tensor::cat(cs, 0);
-            sin = Tensor::cat(ss, 0);
+            let ps: Vec<i64> = (0..n).map(|i| (rows.lens[i] + step) as i64 + rows.deltas[i]).collect();
+            let (c, s) = mrope_tables::<B>(
+                &[ps.clone(), ps.clone(), ps],
+                tc.head_dim(),
+                tc.rope_theta,
+                &tc.mrope_section,
+                device,
+            );
+            cos = c.reshape([n, 1, tc.head_dim()]);
+            sin = s.reshape([n, 1, tc.head_dim()]);
+            let m: Vec<bool> = rows.pads.iter().flat_map(|&pad| (0..=width).map(move |k| k < pad)).collect();
             mask = rows
                 .pads
                 .iter()

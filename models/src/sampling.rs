@@ -74,9 +74,12 @@ pub fn choose(logits: &[f32], history: &[u32], opts: &SamplingOptions, rng: &mut
     if opts.temperature == 0.0 {
         return (argmax as u32, lp[argmax] as f32);
     }
-    // Candidates by decreasing probability (stable: ties keep the lower id first).
+    let truncated = opts.top_k.is_some_and(|k| k < lp.len()) || opts.top_p < 1.0;
     let mut order: Vec<usize> = (0..lp.len()).collect();
-    order.sort_by(|&a, &b| lp[b].total_cmp(&lp[a]).then(a.cmp(&b)));
+    if truncated {
+        // Candidates by decreasing probability (stable: ties keep the lower id first).
+        order.sort_by(|&a, &b| lp[b].total_cmp(&lp[a]).then(a.cmp(&b)));
+    }
     let mut keep = opts.top_k.map_or(order.len(), |k| k.min(order.len()));
     if opts.top_p < 1.0 {
         let mut acc = 0.0;

@@ -178,23 +178,18 @@ impl<B: Backend> Attention<B> {
             }
             None => (k, v),
         };
+        // Grouped-query attention without copying keys/values per query head: the `rep` query heads sharing a
+        // key/value head are stacked along the query axis (HF's repeat_kv order: head h uses kv head h / rep).
         let rep = self.heads / self.kv_heads;
-        let repeat = |y: Tensor<B, 4>| {
-            if rep == 1 {
-                y
-            } else {
-                let s = y.dims();
-                y.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([s[0], s[1] * rep, s[2], s[3]])
-            }
-        };
-        let (k, v) = (repeat(k), repeat(v));
+        let p = k.dims()[2];
+        let q = q.reshape([b, self.kv_heads, rep * t, self.head_dim]);
         let scale = (self.head_dim as f64).powf(-0.5);
         let mut scores = q.matmul(k.swap_dims(2, 3)) * scale;
         if let Some(mask) = mask {
-            let mask = mask.clone().unsqueeze_dim::<4>(1).expand(scores.dims());
-            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+            let mask = mask.clone().unsqueeze_dim::<4>(1).expand([b, rep, t, p]).reshape([b, 1, rep * t, p]);
+            scores = scores.mask_fill(mask.expand([b, self.kv_heads, rep * t, p]), f32::NEG_INFINITY);
         }
-        let out = softmax(scores, 3).matmul(v);
+        let out = softmax(scores, 3).matmul(v).reshape([b, self.heads, t, self.head_dim]);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, self.heads * self.head_dim]))
     }
 }
