@@ -1,0 +1,5 @@
+//! GRPO post-training of Qwen2-VL / Qwen2.5-VL with RePIC's rewards (and the SFT warm start), on burn.
+//! `shared/specs/grpo.md` is the contract: group rollouts from one identical prompt, group-normalised
+//! advantages, the clipped objective with a k3 KL penalty to the adapters-off reference, four aggregations.
+
+pub mod loss;
