@@ -2,4 +2,11 @@
 //! `shared/specs/grpo.md` is the contract: group rollouts from one identical prompt, group-normalised
 //! advantages, the clipped objective with a k3 KL penalty to the adapters-off reference, four aggregations.
 
+pub mod clip;
+pub mod config;
+mod error;
 pub mod loss;
+pub mod schedule;
+
+pub use config::TrainConfig;
+pub use error::TrainError;
