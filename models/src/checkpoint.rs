@@ -28,6 +28,8 @@ pub struct PreparedPrompt {
     pub prompt: String,
     /// Model input.
     pub input: VlInput,
+    /// Width and height of each image after resizing (the frame of Qwen2.5-VL box coordinates).
+    pub sizes: Vec<(u32, u32)>,
 }
 
 impl<B: Backend> Checkpoint<B> {
@@ -68,6 +70,7 @@ impl<B: Backend> Checkpoint<B> {
             pixels: processed.iter().flat_map(|p| p.patches.iter().copied()).collect(),
             grids: processed.iter().map(|p| p.grid).collect(),
         };
-        Ok(PreparedPrompt { prompt, input })
+        let sizes = processed.iter().map(|p| p.resized).collect();
+        Ok(PreparedPrompt { prompt, input, sizes })
     }
 }

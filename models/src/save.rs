@@ -112,27 +112,27 @@ pub fn save_qwen_vl<B: Backend>(
 
 /// Fill a staging folder next to `out` with `fill`, then rename it to `out` (replacing an existing `out` only
 /// when `overwrite`): a reader never sees a half-written folder.
-pub(crate) fn write_dir_atomically(
+pub fn write_dir_atomically<E: From<ModelError>>(
     out: &Path,
     overwrite: bool,
-    fill: impl FnOnce(&Path) -> Result<(), ModelError>,
-) -> Result<(), ModelError> {
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
     if out.exists() && !overwrite {
-        return Err(ModelError::Config { path: out.into(), msg: "already exists".into() });
+        return Err(ModelError::Config { path: out.into(), msg: "already exists".into() }.into());
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
-    let stage =
-        tempfile::Builder::new().prefix(".repic-save-").tempdir_in(parent).map_err(|e| ModelError::io(parent, e))?;
+    let io = |p: &Path, e| E::from(ModelError::io(p, e));
+    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    let stage = tempfile::Builder::new().prefix(".repic-save-").tempdir_in(parent).map_err(|e| io(parent, e))?;
     fill(stage.path())?;
     let staged = stage.keep();
     if out.exists() {
         let old = staged.with_extension("old");
-        std::fs::rename(out, &old).map_err(|e| ModelError::io(out, e))?;
-        std::fs::rename(&staged, out).map_err(|e| ModelError::io(out, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| ModelError::io(&old, e))?;
+        std::fs::rename(out, &old).map_err(|e| io(out, e))?;
+        std::fs::rename(&staged, out).map_err(|e| io(out, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     } else {
-        std::fs::rename(&staged, out).map_err(|e| ModelError::io(out, e))?;
+        std::fs::rename(&staged, out).map_err(|e| io(out, e))?;
     }
     Ok(())
 }

@@ -2,11 +2,17 @@
 //! `shared/specs/grpo.md` is the contract: group rollouts from one identical prompt, group-normalised
 //! advantages, the clipped objective with a k3 KL penalty to the adapters-off reference, four aggregations.
 
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 mod error;
 pub mod loss;
+pub mod metrics;
 pub mod schedule;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
+pub mod grpo;
+pub mod rollout;
+
+pub use grpo::{Grpo, Metrics};
