@@ -188,7 +188,9 @@ pub fn load_peft<B: Backend>(model: &mut QwenVl<B>, dir: &Path, device: &B::Devi
             return Err(err(format!("tensor `{key}` has shape {shape:?}, not 2-D")));
         }
         let data = TensorData::from_bytes_vec(view.data().to_vec(), shape, dtype).convert::<f32>();
-        let t = Tensor::<B, 2>::from_data(data, device).transpose();
+        // Transposed through the host, so that the weight is contiguous like a freshly initialised one (the
+        // same kernels then run, and a resumed run repeats an uninterrupted one bit for bit).
+        let t = Tensor::<B, 2>::from_data(Tensor::<B, 2>::from_data(data, device).transpose().into_data(), device);
         parts.entry(name).or_default()[which] = Some(t);
     }
     if !unknown.is_empty() {

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer};
-use repic_models::QwenVl;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use repic_models::QwenVl;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -67,11 +67,7 @@ pub fn list_checkpoints(output: &Path) -> Vec<(usize, PathBuf)> {
 }
 
 /// Write the optimizer state and `state` into `dir` (a staging folder).
-pub fn save_optimizer<B: AutodiffBackend>(
-    optim: &Adam<B>,
-    state: &TrainerState,
-    dir: &Path,
-) -> Result<(), TrainError> {
+pub fn save_optimizer<B: AutodiffBackend>(optim: &Adam<B>, state: &TrainerState, dir: &Path) -> Result<(), TrainError> {
     let file = dir.join("optimizer");
     NamedMpkFileRecorder::<FullPrecisionSettings>::new()
         .record(optim.to_record(), file.clone())
@@ -117,9 +113,9 @@ pub fn load_optimizer<B: AutodiffBackend>(
     let record: <Adam<B> as Optimizer<QwenVl<B>, B>>::Record = saved
         .into_iter()
         .map(|(id, r)| {
-            map.get(&id.val()).map(|new| (*new, r)).ok_or_else(|| {
-                TrainError::Run(format!("{}: optimizer state of an unknown parameter", file.display()))
-            })
+            map.get(&id.val())
+                .map(|new| (*new, r))
+                .ok_or_else(|| TrainError::Run(format!("{}: optimizer state of an unknown parameter", file.display())))
         })
         .collect::<Result<_, _>>()?;
     Ok(optim.load_record(record))

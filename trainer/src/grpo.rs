@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use repic_data::{PromptBuilder, Record};
@@ -16,8 +15,9 @@ use repic_models::{Checkpoint, Engine, QwenVl, ScoreOptions};
 use repic_rewards::RewardSet;
 
 use crate::TrainError;
+use crate::checkpoint::{Adam, TrainerState, checkpoint_dir, load_optimizer, param_ids, read_state, save_optimizer};
 use crate::clip::clip_global_norm;
-use crate::config::{Finetune, TrainConfig};
+use crate::config::{Finetune, OptimConfig, TrainConfig};
 use crate::loss::{Normaliser, Objective, advantages, aggregate, std_unbiased, token_terms};
 use crate::rollout::{Group, mix, prepare, roll_out, rollout_options};
 use crate::schedule::learning_rate;
@@ -34,7 +34,7 @@ pub struct Grpo<B: AutodiffBackend> {
     /// A frozen copy of the starting weights (full fine-tuning); with LoRA the reference is the policy with its
     /// adapters off.
     reference: Option<QwenVl<B::InnerBackend>>,
-    optim: OptimizerAdaptor<AdamW, QwenVl<B>, B>,
+    optim: Adam<B>,
     /// The reward functions.
     pub rewards: RewardSet,
     /// Training records (after the ablation's filter).
@@ -70,12 +70,7 @@ impl<B: AutodiffBackend> Grpo<B> {
             }
         };
         let o = &cfg.optim;
-        let optim = AdamWConfig::new()
-            .with_beta_1(o.adam_beta1 as f32)
-            .with_beta_2(o.adam_beta2 as f32)
-            .with_epsilon(o.adam_epsilon as f32)
-            .with_weight_decay(o.weight_decay as f32)
-            .init::<B, QwenVl<B>>();
+        let optim = adam(o);
         let rewards = RewardSet::from_config(&cfg.rewards)?;
         let warmup = crate::schedule::warmup_steps(o.warmup_steps, o.warmup_ratio, total_steps);
         let image_root = cfg
@@ -125,13 +120,17 @@ impl<B: AutodiffBackend> Grpo<B> {
         let rewards: Vec<f32> = groups.iter().flat_map(|gr| gr.rewards.iter().copied()).collect();
         let adv = advantages(&rewards, g.num_generations, g.scale_rewards);
         // Completion masks on the host: tokens up to and including EOS; truncated ones dropped when asked.
-        let masks: Vec<(Vec<f32>, usize)> = groups.iter().map(|gr| completion_mask(gr, g.mask_truncated_completions)).collect();
+        let masks: Vec<(Vec<f32>, usize)> =
+            groups.iter().map(|gr| completion_mask(gr, g.mask_truncated_completions)).collect();
         let global_tokens: f64 = masks.iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
         let score = ScoreOptions { temperature: g.temperature, chunk: g.logprob_chunk };
         let inner = self.ckpt.model.valid();
         let old: Vec<Option<Tensor<B::InnerBackend, 2>>> = if g.num_iterations > 1 {
             let e = Engine::new(&inner, &self.ckpt.cfg, &self.device);
-            groups.iter().map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs))).collect::<Result<_, _>>()?
+            groups
+                .iter()
+                .map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs)))
+                .collect::<Result<_, _>>()?
         } else {
             vec![None; groups.len()]
         };
@@ -141,7 +140,10 @@ impl<B: AutodiffBackend> Grpo<B> {
                 None => inner.without_lora(),
             };
             let e = Engine::new(&base, &self.ckpt.cfg, &self.device);
-            groups.iter().map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs))).collect::<Result<_, _>>()?
+            groups
+                .iter()
+                .map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs)))
+                .collect::<Result<_, _>>()?
         } else {
             vec![None; groups.len()]
         };
@@ -153,6 +155,8 @@ impl<B: AutodiffBackend> Grpo<B> {
         let mut metrics = Metrics::new();
         let t2 = Instant::now();
         for _ in 0..g.num_iterations {
+            // Dropout draws from the backend's generator: seeding it per step makes a resumed run identical.
+            B::seed(&self.device, mix(self.cfg.seed ^ 0xD409, self.step as u64));
             let mut acc = GradientsAccumulator::<QwenVl<B>>::new();
             let mut loss_sum = 0.0;
             let mut token_stats = TokenStats::default();
@@ -160,7 +164,8 @@ impl<B: AutodiffBackend> Grpo<B> {
                 (0..groups.len()).step_by(per_micro).map(|s| s..(s + per_micro).min(groups.len())).collect();
             for range in &micros {
                 let seqs = range.len() * g.num_generations;
-                let tokens: f64 = masks[range.clone()].iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
+                let tokens: f64 =
+                    masks[range.clone()].iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
                 let norm = Normaliser {
                     loss_type: g.loss_type,
                     seqs,
@@ -216,12 +221,74 @@ impl<B: AutodiffBackend> Grpo<B> {
         metrics.insert("timing/logprobs".into(), t_logprobs_ref);
         metrics.insert("timing/update".into(), t_update);
         metrics.insert("perf/tokens_per_second".into(), new_tokens as f64 / t_generate.max(1e-9));
-        metrics.insert("step".into(), self.step as f64);
         Ok((metrics, groups))
     }
 }
 
 use burn::tensor::ElementConversion;
+
+/// AdamW with the config's betas, epsilon and decoupled weight decay.
+fn adam<B: AutodiffBackend>(o: &OptimConfig) -> Adam<B> {
+    AdamWConfig::new()
+        .with_beta_1(o.adam_beta1 as f32)
+        .with_beta_2(o.adam_beta2 as f32)
+        .with_epsilon(o.adam_epsilon as f32)
+        .with_weight_decay(o.weight_decay as f32)
+        .init::<B, QwenVl<B>>()
+}
+
+impl<B: AutodiffBackend> Grpo<B> {
+    /// Write `output_dir/checkpoint-<step>/` (adapter or model, optimizer, state, config) atomically; `rollouts`
+    /// is the number of rollout phases done.
+    pub fn save_checkpoint(&self, rollouts: usize) -> Result<PathBuf, TrainError> {
+        let dir = checkpoint_dir(&self.cfg.output_dir, self.step);
+        let state = TrainerState {
+            step: self.step,
+            rollouts,
+            total_steps: self.total_steps,
+            param_order: param_ids::<B, QwenVl<B>>(&self.ckpt.model).iter().map(|p| p.val()).collect(),
+        };
+        repic_models::save::write_dir_atomically(&dir, true, |stage| -> Result<(), TrainError> {
+            let base = self.cfg.model.to_string_lossy();
+            match self.cfg.finetune {
+                Finetune::Lora => {
+                    repic_models::save_peft(&self.ckpt.model, &self.cfg.lora, &base, &stage.join("adapter"), false)?
+                }
+                Finetune::Full => repic_models::save_qwen_vl(
+                    &self.ckpt.model,
+                    &self.ckpt.cfg,
+                    &self.cfg.model,
+                    &stage.join("model"),
+                    false,
+                )?,
+            }
+            let cfg_path = stage.join("config.toml");
+            std::fs::write(&cfg_path, self.cfg.to_toml()).map_err(|e| TrainError::Io { path: cfg_path, source: e })?;
+            save_optimizer(&self.optim, &state, stage)
+        })?;
+        Ok(dir)
+    }
+
+    /// Continue from a checkpoint folder: its weights, optimizer state and step. Returns its state.
+    pub fn resume_from(&mut self, dir: &std::path::Path) -> Result<TrainerState, TrainError> {
+        let state = read_state(dir)?;
+        match self.cfg.finetune {
+            Finetune::Lora => {
+                repic_models::load_peft(&mut self.ckpt.model, &dir.join("adapter"), &self.device)?;
+            }
+            Finetune::Full => {
+                let (mut model, _) = repic_models::load_qwen_vl::<B>(&dir.join("model"), &self.device)?;
+                model.visual = model.visual.clone().no_grad();
+                self.ckpt.model = model;
+            }
+        }
+        let fresh = adam(&self.cfg.optim);
+        let optim = std::mem::replace(&mut self.optim, fresh);
+        self.optim = load_optimizer(optim, &self.ckpt.model, dir, &state, &self.device)?;
+        self.step = state.step;
+        Ok(state)
+    }
+}
 
 /// The completion token ids of a group.
 fn completions(gr: &Group) -> Vec<Vec<u32>> {
@@ -296,7 +363,8 @@ impl TokenStats {
 
 /// Reward and completion-length metrics of a step.
 fn reward_metrics(m: &mut Metrics, groups: &[Group], rewards: &[f32], names: &[&str], group: usize) {
-    let mean = |x: &[f32]| if x.is_empty() { 0.0 } else { x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64 };
+    let mean =
+        |x: &[f32]| if x.is_empty() { 0.0 } else { x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64 };
     m.insert("reward".into(), mean(rewards));
     m.insert("reward_std".into(), f64::from(std_unbiased(rewards)));
     for (k, name) in names.iter().enumerate() {

@@ -16,3 +16,6 @@ pub mod grpo;
 pub mod rollout;
 
 pub use grpo::{Grpo, Metrics};
+pub mod run;
+
+pub use run::{Plan, RunSummary, run_grpo};

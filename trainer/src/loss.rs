@@ -50,7 +50,7 @@ pub fn std_unbiased(x: &[f32]) -> f32 {
 /// Advantages of `rewards` laid out group after group (`group` samples each): reward minus its group's mean,
 /// divided per `scale` by a standard deviation plus [`STD_EPS`]. A group of equal rewards gets 0.
 pub fn advantages(rewards: &[f32], group: usize, scale: ScaleRewards) -> Vec<f32> {
-    assert!(group > 0 && rewards.len() % group == 0, "rewards must fill whole groups");
+    assert!(group > 0 && rewards.len().is_multiple_of(group), "rewards must fill whole groups");
     let batch_std = std_unbiased(rewards);
     rewards
         .chunks(group)
@@ -207,12 +207,7 @@ mod tests {
         close(&vals(terms.kl.unwrap()), &kl, 1e-6);
         // Row 0, A = 1: min(1.2214, 1.2214 (clip at 1.28 inactive)) and min(0.6065, 0.8) = 0.6065.
         // Row 1, A = -2: min(-2, -2) = -2 and min(-2.6998, clip 1.28 * -2 = -2.56) = -2.6998.
-        let want = [
-            -r[0] + 0.1 * kl[0],
-            -r[1] + 0.1 * kl[1],
-            2.0 + 0.1 * kl[2],
-            2.0 * r[3] + 0.1 * kl[3],
-        ];
+        let want = [-r[0] + 0.1 * kl[0], -r[1] + 0.1 * kl[1], 2.0 + 0.1 * kl[2], 2.0 * r[3] + 0.1 * kl[3]];
         close(&vals(terms.loss), &want, 1e-6);
         // Upper clip active: A > 0 and ratio 1.5 > 1.28 gives -1.28 A.
         let up = token_terms(t2(&[0.0], [1, 1]), Some(t2(&[-(1.5f32.ln())], [1, 1])), None, t1(&[1.0]), obj);

@@ -124,8 +124,8 @@ pub fn truncate_after(path: &Path, step: usize) -> Result<(), TrainError> {
         .filter(|l| {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
-                .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
-                .is_some_and(|s| s as usize <= step)
+                .and_then(|v| v.get("step").and_then(serde_json::Value::as_f64))
+                .is_some_and(|s| s <= step as f64)
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -157,7 +157,7 @@ impl MetricsLog {
             v.insert(k.clone(), serde_json::json!(x));
         }
         self.jsonl.write(&serde_json::Value::Object(v))?;
-        let scalars: Vec<(&str, f32)> = m.iter().filter(|(k, _)| *k != "step").map(|(k, x)| (k.as_str(), *x as f32)).collect();
+        let scalars: Vec<(&str, f32)> = m.iter().map(|(k, x)| (k.as_str(), *x as f32)).collect();
         self.events.scalars(step, &scalars)
     }
 
@@ -176,7 +176,8 @@ mod tests {
         // CRC-32C("123456789") = 0xE3069283 (the standard check value); masked as TFRecord does.
         let c: u32 = 0xE306_9283;
         assert_eq!(crc32c::crc32c(b"123456789"), c);
-        assert_eq!(masked_crc(b"123456789"), ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8));
+        // Masked: rotate right by 15, add 0xa282ead8 (computed by hand: 0xc78ab0e5).
+        assert_eq!(masked_crc(b"123456789"), 0xc78a_b0e5);
         // step 300 is the varint ac 02; tag "a" with 1.0f32 = 00 00 80 3f.
         let e = event(0.0, 300, None, &[("a", 1.0)]);
         let want: Vec<u8> = [

@@ -64,7 +64,12 @@ pub fn prepare<B: Backend>(
         return Err(TrainError::Run(format!("record {index}: image {} does not exist", missing.display())));
     }
     let prepared = ckpt.prepare(&messages, &images).map_err(|e| TrainError::Run(format!("record {index}: {e}")))?;
-    Ok(Prompt { record: index, text: prepared.prompt, input: prepared.input, image_size: prepared.sizes.last().copied() })
+    Ok(Prompt {
+        record: index,
+        text: prepared.prompt,
+        input: prepared.input,
+        image_size: prepared.sizes.last().copied(),
+    })
 }
 
 /// The G completions of one prompt with their rewards.
