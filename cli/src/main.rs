@@ -8,6 +8,7 @@ mod generate;
 mod prompt;
 mod score;
 mod synth;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     /// Measure throughput on this machine (`repic bench generate`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Post-train a checkpoint with GRPO (RePIC rewards) or SFT from a TOML config.
+    Train(train::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -62,5 +65,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Train(a) => train::run(a),
     }
 }

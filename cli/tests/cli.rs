@@ -253,3 +253,44 @@ fn bench_generate_reports_json_for_batch_group_and_no_cache() {
     let both: Vec<&str> = base.iter().copied().chain(["--batch", "2", "--group", "2"]).collect();
     assert!(!repic(&both).status.success());
 }
+
+#[test]
+fn train_runs_one_step_of_the_repic_config_on_a_tiny_checkpoint() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_string_lossy().into_owned();
+    let synth =
+        ["synth", "--out", &d, "--concepts", "4", "--records", "4", "--eval-records", "1", "--eval-queries", "1"];
+    assert!(repic(&synth).status.success());
+    let run = tmp.path().join("run");
+    let sets = [
+        format!("model={:?}", root.join("models/tests/fixtures/qwen2_5_vl").to_string_lossy()),
+        format!("output_dir={:?}", run.to_string_lossy()),
+        format!("data.train={:?}", data.join("train/records.jsonl").to_string_lossy()),
+        format!("data.image_root={d:?}"),
+        "data.max_pixels=12544".into(),
+        "train.max_steps=1".into(),
+        "grpo.max_completion_length=16".into(),
+    ];
+    let config = root.join("configs/repic-qwen2.5vl-7b.toml").to_string_lossy().into_owned();
+    let mut args = vec!["train", "--config", config.as_str()];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let out = repic(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
+    let adapter: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint-1/adapter/adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!((adapter["r"].as_u64(), adapter["lora_alpha"].as_f64()), (Some(64), Some(128.0)));
+    // Unknown keys are named.
+    let bad = repic(&["train", "--config", config.as_str(), "--set", "grpo.num_generation=4"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("num_generation"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -84,10 +84,13 @@ impl<B: Backend> Engine<'_, B> {
             if p == 0 {
                 return Err(ModelError::Input("an empty prompt".into()));
             }
-            let ids: Vec<u32> = [prompt.ids.as_slice(), completion].concat();
-            let (mut pos, _) = rope_index(&ids, cfg.tokens.image, &prompt.grids, cfg.vision.spatial_merge_size)
-                .map_err(ModelError::Input)?;
+            // Completion tokens are text whatever their id (a sampled `<|image_pad|>` included), at the positions
+            // generation gave them: prompt length + j + the prompt's rope delta on all three axes.
+            let (mut pos, delta) =
+                rope_index(&prompt.ids, cfg.tokens.image, &prompt.grids, cfg.vision.spatial_merge_size)
+                    .map_err(ModelError::Input)?;
             for axis in pos.iter_mut() {
+                axis.extend((0..c).map(|j| (p + j) as i64 + delta));
                 axis.resize(width, 0);
             }
             let (cs, sn) = mrope_tables::<B>(&pos, tc.head_dim(), tc.rope_theta, &tc.mrope_section, device);

@@ -202,3 +202,21 @@ fn group_scoring_is_batched_padded_and_chunked_without_changing_values() {
         assert!(grouped[i * 6 + c.len()..(i + 1) * 6].iter().all(|&x| x == 0.0), "row {i} padding");
     }
 }
+
+#[test]
+fn a_completion_holding_an_image_pad_token_is_scored_as_text() {
+    // A random policy can sample `<|image_pad|>`; scoring must treat it as a text token (no new image), and a
+    // prefix of a completion scores the same as the start of the whole completion.
+    let dir = fixture("qwen2_vl");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("image_text");
+    let engine = Engine::new(&model, &cfg, &dev);
+    let completion = vec![49, cfg.tokens.image, 50];
+    let whole = engine.score(&[(input.clone(), completion.clone())], ScoreOptions::default()).unwrap();
+    let whole = whole.logprobs.into_data().to_vec::<f32>().unwrap();
+    let prefix = engine.score(&[(input, completion[..2].to_vec())], ScoreOptions::default()).unwrap();
+    let prefix = prefix.logprobs.into_data().to_vec::<f32>().unwrap();
+    assert!(whole.iter().all(|x| x.is_finite() && *x <= 0.0), "{whole:?}");
+    assert!((whole[0] - prefix[0]).abs() <= 1e-6 && (whole[1] - prefix[1]).abs() <= 1e-6);
+}

@@ -84,6 +84,12 @@ pub struct DataConfig {
     /// Shuffle the records every epoch (seeded).
     #[serde(default = "yes")]
     pub shuffle: bool,
+    /// Override the checkpoint processor's `min_pixels`.
+    #[serde(default)]
+    pub min_pixels: Option<usize>,
+    /// Override the checkpoint processor's `max_pixels`.
+    #[serde(default)]
+    pub max_pixels: Option<usize>,
 }
 
 fn yes() -> bool {

@@ -3,97 +3,23 @@
 //! micro-batches of `prompts_per_step` groups.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
-use repic_data::{PromptBuilder, Record};
-use repic_models::{Checkpoint, Engine, QwenVl, ScoreOptions};
-use repic_rewards::RewardSet;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use repic_models::{Engine, QwenVl, ScoreOptions};
 
 use crate::TrainError;
-use crate::checkpoint::{Adam, TrainerState, checkpoint_dir, load_optimizer, param_ids, read_state, save_optimizer};
-use crate::clip::clip_global_norm;
-use crate::config::{Finetune, OptimConfig, TrainConfig};
 use crate::loss::{Normaliser, Objective, advantages, aggregate, std_unbiased, token_terms};
 use crate::rollout::{Group, mix, prepare, roll_out, rollout_options};
-use crate::schedule::learning_rate;
+use crate::state::Trainer;
 
 /// Metrics of one step, by TRL's names.
 pub type Metrics = BTreeMap<String, f64>;
 
-/// The policy, its optimizer and everything a GRPO step needs.
-pub struct Grpo<B: AutodiffBackend> {
-    /// The resolved config.
-    pub cfg: TrainConfig,
-    /// The policy with its tokenizer and processor.
-    pub ckpt: Checkpoint<B>,
-    /// A frozen copy of the starting weights (full fine-tuning); with LoRA the reference is the policy with its
-    /// adapters off.
-    reference: Option<QwenVl<B::InnerBackend>>,
-    optim: Adam<B>,
-    /// The reward functions.
-    pub rewards: RewardSet,
-    /// Training records (after the ablation's filter).
-    pub records: Vec<Record>,
-    builder: PromptBuilder,
-    image_root: PathBuf,
-    /// Optimizer steps taken.
-    pub step: usize,
-    /// Optimizer steps of the whole run (for the schedule).
-    pub total_steps: usize,
-    warmup: usize,
-    device: B::Device,
-}
-
-impl<B: AutodiffBackend> Grpo<B> {
-    /// Set up from a loaded checkpoint: attach adapters (or unfreeze the language model), build the optimizer.
-    pub fn new(
-        cfg: TrainConfig,
-        mut ckpt: Checkpoint<B>,
-        records: Vec<Record>,
-        total_steps: usize,
-        device: B::Device,
-    ) -> Result<Self, TrainError> {
-        let reference = match cfg.finetune {
-            Finetune::Lora => {
-                let names = ckpt.model.attach_lora(&cfg.lora, &ckpt.cfg, &device)?;
-                tracing::info!("LoRA r={} alpha={} on {} layers", cfg.lora.r, cfg.lora.alpha, names.len());
-                None
-            }
-            Finetune::Full => {
-                ckpt.model.visual = ckpt.model.visual.clone().no_grad();
-                Some(ckpt.model.valid())
-            }
-        };
-        let o = &cfg.optim;
-        let optim = adam(o);
-        let rewards = RewardSet::from_config(&cfg.rewards)?;
-        let warmup = crate::schedule::warmup_steps(o.warmup_steps, o.warmup_ratio, total_steps);
-        let image_root = cfg
-            .data
-            .image_root
-            .clone()
-            .unwrap_or_else(|| cfg.data.train.parent().map(PathBuf::from).unwrap_or_default());
-        Ok(Grpo {
-            builder: PromptBuilder::new(cfg.seed),
-            cfg,
-            ckpt,
-            reference,
-            optim,
-            rewards,
-            records,
-            image_root,
-            step: 0,
-            total_steps,
-            warmup,
-            device,
-        })
-    }
-
+impl<B: AutodiffBackend> Trainer<B> {
     /// Roll out one group per `(record index, prompt key)` and score them, with the current policy.
     pub fn roll_out(&self, batch: &[(usize, u64)]) -> Result<Vec<Group>, TrainError> {
         let g = &self.cfg.grpo;
@@ -111,7 +37,7 @@ impl<B: AutodiffBackend> Grpo<B> {
 
     /// One rollout phase and `num_iterations` optimizer updates on its groups. Returns the metrics of the
     /// last update and the groups (for sample logs).
-    pub fn train_step(&mut self, batch: &[(usize, u64)]) -> Result<(Metrics, Vec<Group>), TrainError> {
+    pub fn grpo_step(&mut self, batch: &[(usize, u64)]) -> Result<(Metrics, Vec<Group>), TrainError> {
         let g = self.cfg.grpo.clone();
         let t0 = Instant::now();
         let groups = self.roll_out(batch)?;
@@ -155,8 +81,7 @@ impl<B: AutodiffBackend> Grpo<B> {
         let mut metrics = Metrics::new();
         let t2 = Instant::now();
         for _ in 0..g.num_iterations {
-            // Dropout draws from the backend's generator: seeding it per step makes a resumed run identical.
-            B::seed(&self.device, mix(self.cfg.seed ^ 0xD409, self.step as u64));
+            self.seed_step();
             let mut acc = GradientsAccumulator::<QwenVl<B>>::new();
             let mut loss_sum = 0.0;
             let mut token_stats = TokenStats::default();
@@ -203,12 +128,7 @@ impl<B: AutodiffBackend> Grpo<B> {
                 let grads = GradientsParams::from_grads(total.backward(), &self.ckpt.model);
                 acc.accumulate(&self.ckpt.model, grads);
             }
-            let mut grads = acc.grads();
-            let grad_norm = clip_global_norm(&self.ckpt.model, &mut grads, self.cfg.optim.max_grad_norm);
-            let o = &self.cfg.optim;
-            let lr = learning_rate(o.lr_scheduler_type, o.learning_rate, self.step, self.total_steps, self.warmup);
-            self.ckpt.model = self.optim.step(lr, self.ckpt.model.clone(), grads);
-            self.step += 1;
+            let (grad_norm, lr) = self.apply(acc.grads());
             metrics = token_stats.into_metrics();
             metrics.insert("loss".into(), loss_sum);
             metrics.insert("grad_norm".into(), grad_norm);
@@ -222,71 +142,6 @@ impl<B: AutodiffBackend> Grpo<B> {
         metrics.insert("timing/update".into(), t_update);
         metrics.insert("perf/tokens_per_second".into(), new_tokens as f64 / t_generate.max(1e-9));
         Ok((metrics, groups))
-    }
-}
-
-use burn::tensor::ElementConversion;
-
-/// AdamW with the config's betas, epsilon and decoupled weight decay.
-fn adam<B: AutodiffBackend>(o: &OptimConfig) -> Adam<B> {
-    AdamWConfig::new()
-        .with_beta_1(o.adam_beta1 as f32)
-        .with_beta_2(o.adam_beta2 as f32)
-        .with_epsilon(o.adam_epsilon as f32)
-        .with_weight_decay(o.weight_decay as f32)
-        .init::<B, QwenVl<B>>()
-}
-
-impl<B: AutodiffBackend> Grpo<B> {
-    /// Write `output_dir/checkpoint-<step>/` (adapter or model, optimizer, state, config) atomically; `rollouts`
-    /// is the number of rollout phases done.
-    pub fn save_checkpoint(&self, rollouts: usize) -> Result<PathBuf, TrainError> {
-        let dir = checkpoint_dir(&self.cfg.output_dir, self.step);
-        let state = TrainerState {
-            step: self.step,
-            rollouts,
-            total_steps: self.total_steps,
-            param_order: param_ids::<B, QwenVl<B>>(&self.ckpt.model).iter().map(|p| p.val()).collect(),
-        };
-        repic_models::save::write_dir_atomically(&dir, true, |stage| -> Result<(), TrainError> {
-            let base = self.cfg.model.to_string_lossy();
-            match self.cfg.finetune {
-                Finetune::Lora => {
-                    repic_models::save_peft(&self.ckpt.model, &self.cfg.lora, &base, &stage.join("adapter"), false)?
-                }
-                Finetune::Full => repic_models::save_qwen_vl(
-                    &self.ckpt.model,
-                    &self.ckpt.cfg,
-                    &self.cfg.model,
-                    &stage.join("model"),
-                    false,
-                )?,
-            }
-            let cfg_path = stage.join("config.toml");
-            std::fs::write(&cfg_path, self.cfg.to_toml()).map_err(|e| TrainError::Io { path: cfg_path, source: e })?;
-            save_optimizer(&self.optim, &state, stage)
-        })?;
-        Ok(dir)
-    }
-
-    /// Continue from a checkpoint folder: its weights, optimizer state and step. Returns its state.
-    pub fn resume_from(&mut self, dir: &std::path::Path) -> Result<TrainerState, TrainError> {
-        let state = read_state(dir)?;
-        match self.cfg.finetune {
-            Finetune::Lora => {
-                repic_models::load_peft(&mut self.ckpt.model, &dir.join("adapter"), &self.device)?;
-            }
-            Finetune::Full => {
-                let (mut model, _) = repic_models::load_qwen_vl::<B>(&dir.join("model"), &self.device)?;
-                model.visual = model.visual.clone().no_grad();
-                self.ckpt.model = model;
-            }
-        }
-        let fresh = adam(&self.cfg.optim);
-        let optim = std::mem::replace(&mut self.optim, fresh);
-        self.optim = load_optimizer(optim, &self.ckpt.model, dir, &state, &self.device)?;
-        self.step = state.step;
-        Ok(state)
     }
 }
 

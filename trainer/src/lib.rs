@@ -9,13 +9,16 @@ mod error;
 pub mod loss;
 pub mod metrics;
 pub mod schedule;
+pub mod sft;
+pub mod state;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod grpo;
 pub mod rollout;
 
-pub use grpo::{Grpo, Metrics};
+pub use grpo::Metrics;
+pub use state::Trainer;
 pub mod run;
 
-pub use run::{Plan, RunSummary, run_grpo};
+pub use run::{Plan, RunSummary, train};

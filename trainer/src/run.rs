@@ -12,10 +12,10 @@ use repic_rewards::RewardSet;
 use serde_json::json;
 
 use crate::checkpoint::{list_checkpoints, prune};
-use crate::config::Finetune;
+use crate::config::{Finetune, Mode};
 use crate::metrics::{MetricsLog, truncate_after};
 use crate::rollout::mix;
-use crate::{Grpo, Metrics, TrainConfig, TrainError};
+use crate::{Metrics, TrainConfig, TrainError, Trainer};
 
 /// How many rollout phases a run has and how many prompts each takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Plan {
                  (train.prompts_per_step x train.gradient_accumulation_steps)"
             )));
         }
-        let mu = cfg.grpo.num_iterations;
+        let mu = if cfg.mode == Mode::Grpo { cfg.grpo.num_iterations } else { 1 };
         let rollouts = if cfg.train.max_steps > 0 {
             cfg.train.max_steps.div_ceil(mu)
         } else {
@@ -88,9 +88,9 @@ pub struct RunSummary {
     pub last: Metrics,
 }
 
-/// Run GRPO as configured, from scratch or (`resume`) from the newest complete checkpoint in `output_dir`.
-/// `on_step(metrics, step, total)` is called after every optimizer step (progress display).
-pub fn run_grpo<B: AutodiffBackend>(
+/// Train as configured (`mode`: GRPO or SFT), from scratch or (`resume`) from the newest complete checkpoint in
+/// `output_dir`. `on_step(metrics, step, total)` is called after every optimizer step (progress display).
+pub fn train<B: AutodiffBackend>(
     cfg: TrainConfig,
     resume: bool,
     device: B::Device,
@@ -109,12 +109,12 @@ pub fn run_grpo<B: AutodiffBackend>(
     let records = training_records(&cfg)?;
     let plan = Plan::new(&cfg, records.len())?;
     let ckpt = Checkpoint::<B>::load(&cfg.model, &device)?;
-    let mut grpo = Grpo::new(cfg, ckpt, records, plan.steps, device)?;
+    let mut trainer = Trainer::new(cfg, ckpt, records, plan.steps, device)?;
     let mut first = 0;
     if resume {
         match existing.last() {
             Some((_, dir)) => {
-                let state = grpo.resume_from(dir)?;
+                let state = trainer.resume_from(dir)?;
                 first = state.rollouts;
                 tracing::info!("resumed from {} (step {})", dir.display(), state.step);
                 truncate_after(&out.join("metrics.jsonl"), state.step)?;
@@ -124,16 +124,20 @@ pub fn run_grpo<B: AutodiffBackend>(
         }
     }
     let mut log = MetricsLog::open(&out)?;
-    let (cfg, mu) = (grpo.cfg.clone(), grpo.cfg.grpo.num_iterations);
+    let cfg = trainer.cfg.clone();
+    let mu = plan.steps / plan.rollouts.max(1);
     let mut last = Metrics::new();
     let mut checkpoint = None;
     for r in first..plan.rollouts {
         let batch = plan.batch(r, cfg.seed, cfg.data.shuffle);
-        let (m, groups) = grpo.train_step(&batch)?;
-        log.step(grpo.step, &m)?;
-        let log_now = grpo.step.is_multiple_of(cfg.train.logging_steps.max(1)) || grpo.step == mu;
+        let (m, groups) = match cfg.mode {
+            Mode::Grpo => trainer.grpo_step(&batch)?,
+            Mode::Sft => (trainer.sft_step(&batch)?, Vec::new()),
+        };
+        log.step(trainer.step, &m)?;
+        let log_now = trainer.step.is_multiple_of(cfg.train.logging_steps.max(1)) || trainer.step == mu;
         if let Some(g) = groups.first().filter(|_| log_now) {
-            let names = grpo.rewards.names();
+            let names = trainer.rewards.names();
             let samples: Vec<_> = g
                 .samples
                 .iter()
@@ -145,24 +149,24 @@ pub fn run_grpo<B: AutodiffBackend>(
                     json!({"completion": s.text, "reward": total, "rewards": per, "finish": s.finish})
                 })
                 .collect();
-            log.sample(json!({"step": grpo.step, "prompt": g.prompt.text, "samples": samples}))?;
+            log.sample(json!({"step": trainer.step, "prompt": g.prompt.text, "samples": samples}))?;
         }
-        on_step(&m, grpo.step, plan.steps);
+        on_step(&m, trainer.step, plan.steps);
         let save_now = cfg.train.save_steps > 0 && (r + 1) * mu % cfg.train.save_steps < mu;
         if save_now || r + 1 == plan.rollouts {
-            checkpoint = Some(grpo.save_checkpoint(r + 1)?);
+            checkpoint = Some(trainer.save_checkpoint(r + 1)?);
             prune(&out, cfg.train.save_total_limit)?;
         }
         last = m;
     }
     let checkpoint = match checkpoint {
         Some(c) => c,
-        None => grpo.save_checkpoint(plan.rollouts)?,
+        None => trainer.save_checkpoint(plan.rollouts)?,
     };
     if cfg.finetune == Finetune::Lora {
         tracing::info!("adapter (PEFT layout): {}", checkpoint.join("adapter").display());
     }
-    Ok(RunSummary { steps: grpo.step, checkpoint, last })
+    Ok(RunSummary { steps: trainer.step, checkpoint, last })
 }
 
 /// The newest complete checkpoint of `output_dir`, if any.

@@ -8,7 +8,9 @@ use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use repic_models::{ChatMessage, Checkpoint, Engine, LoraConfig, LoraTargets, QwenVl, QwenVlConfig, ScoreOptions, VlInput};
+use repic_models::{
+    ChatMessage, Checkpoint, Engine, LoraConfig, LoraTargets, QwenVl, QwenVlConfig, ScoreOptions, VlInput,
+};
 use repic_trainer::loss::{LossType, Normaliser, Objective, aggregate, token_terms};
 
 type I = repic_models::DefaultBackend;
@@ -20,7 +22,8 @@ const COMPLETIONS: [&[u32]; 2] = [&[49, 50, 51, 20], &[60, 61]];
 fn loss<B: Backend>(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, old: &[f32], refp: &[f32]) -> Tensor<B, 1> {
     let dev = Default::default();
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
-    let s = Engine::new(model, cfg, &dev).score_group(input, &comps, ScoreOptions { temperature: 0.7, chunk: 3 }).unwrap();
+    let s =
+        Engine::new(model, cfg, &dev).score_group(input, &comps, ScoreOptions { temperature: 0.7, chunk: 3 }).unwrap();
     let t = |v: &[f32]| Tensor::<B, 2>::from_data(TensorData::new(v.to_vec(), [2, 4]), &dev);
     let adv = Tensor::<B, 1>::from_data(TensorData::new(vec![1.0f32, -0.5], [2]), &dev);
     let obj = Objective { beta: 0.1, epsilon: 0.2, epsilon_high: 0.2 };
@@ -41,7 +44,13 @@ fn grpo_loss_gradient_matches_finite_differences() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
     let dev = Default::default();
     let mut ckpt = Checkpoint::<A>::load(&dir, &dev).unwrap();
-    let lora = LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, target_modules: LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into()), use_rslora: false };
+    let lora = LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        target_modules: LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into()),
+        use_rslora: false,
+    };
     ckpt.model.attach_lora(&lora, &ckpt.cfg, &dev).unwrap();
     <A as Backend>::seed(&dev, 3);
     // Non-zero B everywhere, so that every adapter (and the head's) takes part.
@@ -63,10 +72,22 @@ fn grpo_loss_gradient_matches_finite_differences() {
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
     let opts = ScoreOptions { temperature: 0.7, chunk: 3 };
     let inner = ckpt.model.valid();
-    let now: Vec<f32> = Engine::new(&inner, &ckpt.cfg, &dev).score_group(&input, &comps, opts).unwrap().logprobs.into_data().to_vec().unwrap();
+    let now: Vec<f32> = Engine::new(&inner, &ckpt.cfg, &dev)
+        .score_group(&input, &comps, opts)
+        .unwrap()
+        .logprobs
+        .into_data()
+        .to_vec()
+        .unwrap();
     let old: Vec<f32> = now.iter().map(|x| x - 0.05).collect();
     let base = inner.without_lora();
-    let refp: Vec<f32> = Engine::new(&base, &ckpt.cfg, &dev).score_group(&input, &comps, opts).unwrap().logprobs.into_data().to_vec().unwrap();
+    let refp: Vec<f32> = Engine::new(&base, &ckpt.cfg, &dev)
+        .score_group(&input, &comps, opts)
+        .unwrap()
+        .logprobs
+        .into_data()
+        .to_vec()
+        .unwrap();
 
     let grads = loss(&ckpt.model, &ckpt.cfg, &input, &old, &refp).backward();
     for layer in ["lm_head", "model.layers.1.mlp.down_proj", "model.layers.0.self_attn.q_proj"] {
@@ -78,7 +99,8 @@ fn grpo_loss_gradient_matches_finite_differences() {
             let h = 1e-2f32;
             let at = |sign: f32| -> f32 {
                 let mut m = inner.clone();
-                let (name, l) = m.adapters().into_iter().find(|(n, _)| n == layer).map(|(n, l)| (n, l.clone())).unwrap();
+                let (name, l) =
+                    m.adapters().into_iter().find(|(n, _)| n == layer).map(|(n, l)| (n, l.clone())).unwrap();
                 let mut l = l;
                 let target = if which == "A" { &mut l.a.weight } else { &mut l.b.weight };
                 *target = Param::from_tensor(target.val() + dir_t.clone() * (sign * h));

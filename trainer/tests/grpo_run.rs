@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use repic_data::synth::{SynthConfig, generate};
-use repic_trainer::{TrainConfig, run_grpo};
+use repic_trainer::{TrainConfig, train as run_grpo};
 use serde_json::Value;
 
 type B = Autodiff<repic_models::DefaultBackend>;
