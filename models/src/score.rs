@@ -19,11 +19,13 @@ pub struct ScoreOptions {
     /// Most completion rows sent through the output projection at once: at most `[chunk, vocab]` logits exist
     /// at a time in a forward pass (an autodiff backend keeps each chunk's softmax for the backward pass).
     pub chunk: usize,
+    /// Also return the entropy of each position's (temperature-scaled) distribution, without gradient.
+    pub entropy: bool,
 }
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        ScoreOptions { temperature: 1.0, chunk: 1024 }
+        ScoreOptions { temperature: 1.0, chunk: 1024, entropy: false }
     }
 }
 
@@ -34,6 +36,9 @@ pub struct Scored<B: Backend> {
     pub logprobs: Tensor<B, 2>,
     /// `[N, C]` 1.0 at real tokens, 0.0 at padding.
     pub mask: Tensor<B, 2>,
+    /// `[N, C]` entropy of the distribution at each completion position (0 in padded slots), detached; when
+    /// asked for.
+    pub entropy: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Engine<'_, B> {
@@ -119,28 +124,29 @@ impl<B: Backend> Engine<'_, B> {
         let h = h.reshape([n * width, d]);
         let total = at.len();
         let mut pieces = Vec::with_capacity(total.div_ceil(opts.chunk));
+        let mut entropies = Vec::new();
         for start in (0..total).step_by(opts.chunk) {
             let len = opts.chunk.min(total - start);
             let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(at[start..start + len].to_vec(), [len]), device);
             let tgt = TensorData::new(targets[start..start + len].to_vec(), [len, 1]);
             let logits = model.project(h.clone().select(0, idx)) / opts.temperature;
-            pieces.push(log_softmax(logits, 1).gather(1, Tensor::from_data(tgt, device)).reshape([len]));
+            let lsm = log_softmax(logits, 1);
+            if opts.entropy {
+                let l = lsm.clone().detach();
+                entropies.push((l.clone().exp() * l).sum_dim(1).neg().reshape([len]));
+            }
+            pieces.push(lsm.gather(1, Tensor::from_data(tgt, device)).reshape([len]));
         }
         let flat = Tensor::cat(pieces, 0);
         let slots = Tensor::<B, 1, Int>::from_data(TensorData::new(slots, [total]), device);
-        let logprobs = Tensor::<B, 1>::zeros([n * cmax], device).select_assign(
-            0,
-            slots.clone(),
-            flat,
-            burn::tensor::IndexingUpdateOp::Add,
-        );
-        let ones = Tensor::<B, 1>::ones([total], device);
-        let mask = Tensor::<B, 1>::zeros([n * cmax], device).select_assign(
-            0,
-            slots,
-            ones,
-            burn::tensor::IndexingUpdateOp::Add,
-        );
-        Ok(Scored { logprobs: logprobs.reshape([n, cmax]), mask: mask.reshape([n, cmax]) })
+        let spread = |values: Tensor<B, 1>| {
+            Tensor::<B, 1>::zeros([n * cmax], device)
+                .select_assign(0, slots.clone(), values, burn::tensor::IndexingUpdateOp::Add)
+                .reshape([n, cmax])
+        };
+        let logprobs = spread(flat);
+        let entropy = opts.entropy.then(|| spread(Tensor::cat(entropies, 0)));
+        let mask = spread(Tensor::<B, 1>::ones([total], device));
+        Ok(Scored { logprobs, mask, entropy })
     }
 }

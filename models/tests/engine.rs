@@ -21,7 +21,8 @@ fn teacher_forced_logprobs_match_generation() {
         let engine = Engine::new(&model, &cfg, &dev);
         let g = engine.generate(&input, &opts).unwrap();
         let t = if temperature > 0.0 { temperature } else { 1.0 };
-        let scored = engine.score(&[(input.clone(), g.tokens.clone())], ScoreOptions { temperature: t, chunk: 4 });
+        let scored = engine
+            .score(&[(input.clone(), g.tokens.clone())], ScoreOptions { temperature: t, chunk: 4, entropy: false });
         let tf = scored.unwrap().logprobs.into_data().to_vec::<f32>().unwrap();
         assert_eq!(tf.len(), g.tokens.len());
         for (a, b) in tf.iter().zip(&g.logprobs) {
@@ -30,7 +31,7 @@ fn teacher_forced_logprobs_match_generation() {
     }
     let engine = Engine::new(&model, &cfg, &dev);
     assert!(engine.score(&[(input.clone(), vec![])], ScoreOptions::default()).is_err());
-    let zero = ScoreOptions { temperature: 0.0, chunk: 4 };
+    let zero = ScoreOptions { temperature: 0.0, chunk: 4, entropy: false };
     assert!(engine.score(&[(input, vec![1])], zero).is_err());
 }
 
@@ -181,7 +182,7 @@ fn group_scoring_is_batched_padded_and_chunked_without_changing_values() {
     let group = engine.generate_group(&input, 3, &opts).unwrap();
     // Completions of lengths 6, 3 and 1 to exercise the padding.
     let completions: Vec<Vec<u32>> = group.iter().zip([6, 3, 1]).map(|(g, n)| g.tokens[..n].to_vec()).collect();
-    let one_chunk = ScoreOptions { temperature: 1.2, chunk: 1000 };
+    let one_chunk = ScoreOptions { temperature: 1.2, chunk: 1000, entropy: false };
     let grouped = engine.score_group(&input, &completions, one_chunk).unwrap();
     assert_eq!(grouped.logprobs.dims(), [3, 6]);
     let mask = grouped.mask.into_data().to_vec::<f32>().unwrap();
@@ -190,7 +191,7 @@ fn group_scoring_is_batched_padded_and_chunked_without_changing_values() {
     assert_eq!(mask, want_mask);
     let grouped = grouped.logprobs.into_data().to_vec::<f32>().unwrap();
     let pairs: Vec<(VlInput, Vec<u32>)> = completions.iter().map(|c| (input.clone(), c.clone())).collect();
-    let chunked = engine.score(&pairs, ScoreOptions { temperature: 1.2, chunk: 2 }).unwrap();
+    let chunked = engine.score(&pairs, ScoreOptions { temperature: 1.2, chunk: 2, entropy: false }).unwrap();
     let chunked = chunked.logprobs.into_data().to_vec::<f32>().unwrap();
     let as64: Vec<f64> = grouped.iter().map(|&x| f64::from(x)).collect();
     assert!(max_diff(&chunked, &as64) <= 1e-5);
@@ -219,4 +220,28 @@ fn a_completion_holding_an_image_pad_token_is_scored_as_text() {
     let prefix = prefix.logprobs.into_data().to_vec::<f32>().unwrap();
     assert!(whole.iter().all(|x| x.is_finite() && *x <= 0.0), "{whole:?}");
     assert!((whole[0] - prefix[0]).abs() <= 1e-6 && (whole[1] - prefix[1]).abs() <= 1e-6);
+}
+
+#[test]
+fn entropy_of_each_completion_position_matches_the_full_logits() {
+    let dir = fixture("qwen2_5_vl");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("text_only");
+    let completion = vec![40u32, 41, 42];
+    let t = 0.8;
+    let opts = ScoreOptions { temperature: t, chunk: 2, entropy: true };
+    let scored = Engine::new(&model, &cfg, &dev).score(&[(input.clone(), completion.clone())], opts).unwrap();
+    let got = scored.entropy.unwrap().into_data().to_vec::<f32>().unwrap();
+    let full = VlInput { ids: [input.ids.clone(), completion.clone()].concat(), ..input.clone() };
+    let logits = model.logits(&full, &cfg, &dev).unwrap();
+    let v = logits.dims()[1];
+    let rows = logits.into_data().to_vec::<f32>().unwrap();
+    for (j, &e) in got.iter().enumerate() {
+        let row: Vec<f64> = rows[(input.ids.len() - 1 + j) * v..][..v].iter().map(|&x| f64::from(x) / t).collect();
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = row.iter().map(|x| (x - m).exp()).sum();
+        let want: f64 = -row.iter().map(|x| ((x - m).exp() / z) * ((x - m) - z.ln())).sum::<f64>();
+        assert!((f64::from(e) - want).abs() <= 1e-4, "position {j}: {e} vs {want}");
+    }
 }

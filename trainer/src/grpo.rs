@@ -49,7 +49,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let masks: Vec<(Vec<f32>, usize)> =
             groups.iter().map(|gr| completion_mask(gr, g.mask_truncated_completions)).collect();
         let global_tokens: f64 = masks.iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
-        let score = ScoreOptions { temperature: g.temperature, chunk: g.logprob_chunk };
+        let score = ScoreOptions { temperature: g.temperature, chunk: g.logprob_chunk, entropy: false };
         let inner = self.ckpt.model.valid();
         let old: Vec<Option<Tensor<B::InnerBackend, 2>>> = if g.num_iterations > 1 {
             let e = Engine::new(&inner, &self.ckpt.cfg, &self.device);
@@ -103,7 +103,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 let mut total: Option<Tensor<B, 1>> = None;
                 for gi in range.clone() {
                     let gr = &groups[gi];
-                    let scored = engine.score_group(&gr.prompt.input, &completions(gr), score)?;
+                    let with_entropy = ScoreOptions { entropy: true, ..score };
+                    let scored = engine.score_group(&gr.prompt.input, &completions(gr), with_entropy)?;
+                    if let Some(e) = scored.entropy.clone() {
+                        token_stats.add_entropy(e, &masks[gi].0)?;
+                    }
                     let (mask, width) = &masks[gi];
                     let dims = [g.num_generations, *width];
                     let mask = Tensor::<B, 2>::from_data(TensorData::new(mask.clone(), dims), &self.device);
@@ -141,6 +145,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         metrics.insert("timing/logprobs".into(), t_logprobs_ref);
         metrics.insert("timing/update".into(), t_update);
         metrics.insert("perf/tokens_per_second".into(), new_tokens as f64 / t_generate.max(1e-9));
+        if let Some(mb) = crate::metrics::peak_rss_mb() {
+            metrics.insert("memory/peak_rss_mb".into(), mb);
+        }
         Ok((metrics, groups))
     }
 }
@@ -169,6 +176,7 @@ struct TokenStats {
     has_kl: bool,
     low: f64,
     high: f64,
+    entropy: f64,
 }
 
 impl TokenStats {
@@ -205,6 +213,16 @@ impl TokenStats {
         Ok(())
     }
 
+    fn add_entropy<B: burn::tensor::backend::Backend>(
+        &mut self,
+        e: Tensor<B, 2>,
+        mask: &[f32],
+    ) -> Result<(), TrainError> {
+        let e = e.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Run(format!("{e:?}")))?;
+        self.entropy += e.iter().zip(mask).map(|(x, m)| f64::from(x * m)).sum::<f64>();
+        Ok(())
+    }
+
     fn into_metrics(self) -> Metrics {
         let n = self.tokens.max(1.0);
         let mut m = Metrics::new();
@@ -212,6 +230,7 @@ impl TokenStats {
         m.insert("clip_ratio/low_mean".into(), self.low / n);
         m.insert("clip_ratio/high_mean".into(), self.high / n);
         m.insert("clip_ratio/region_mean".into(), (self.low + self.high) / n);
+        m.insert("entropy".into(), self.entropy / n);
         m
     }
 }

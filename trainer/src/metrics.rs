@@ -132,6 +132,14 @@ pub fn truncate_after(path: &Path, step: usize) -> Result<(), TrainError> {
     repic_data::write_atomic(path, kept.as_bytes()).map_err(TrainError::from)
 }
 
+/// Peak resident memory of this process in MiB (Linux `VmHWM`; `None` elsewhere). GPU memory is not included.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// All sinks of a run's metrics.
 pub struct MetricsLog {
     jsonl: JsonLines,

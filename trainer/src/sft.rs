@@ -42,7 +42,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             pairs.push((prompt.input, self.ckpt.tokenizer.encode(&answer)?));
         }
         let tokens: usize = pairs.iter().map(|(_, t)| t.len()).sum();
-        let opts = ScoreOptions { temperature: 1.0, chunk: self.cfg.grpo.logprob_chunk };
+        let opts = ScoreOptions { temperature: 1.0, chunk: self.cfg.grpo.logprob_chunk, entropy: false };
         self.seed_step();
         let mut acc = GradientsAccumulator::<QwenVl<B>>::new();
         let mut nll = 0.0;

@@ -22,8 +22,9 @@ const COMPLETIONS: [&[u32]; 2] = [&[49, 50, 51, 20], &[60, 61]];
 fn loss<B: Backend>(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, old: &[f32], refp: &[f32]) -> Tensor<B, 1> {
     let dev = Default::default();
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
-    let s =
-        Engine::new(model, cfg, &dev).score_group(input, &comps, ScoreOptions { temperature: 0.7, chunk: 3 }).unwrap();
+    let s = Engine::new(model, cfg, &dev)
+        .score_group(input, &comps, ScoreOptions { temperature: 0.7, chunk: 3, entropy: false })
+        .unwrap();
     let t = |v: &[f32]| Tensor::<B, 2>::from_data(TensorData::new(v.to_vec(), [2, 4]), &dev);
     let adv = Tensor::<B, 1>::from_data(TensorData::new(vec![1.0f32, -0.5], [2]), &dev);
     let obj = Objective { beta: 0.1, epsilon: 0.2, epsilon_high: 0.2 };
@@ -70,7 +71,7 @@ fn grpo_loss_gradient_matches_finite_differences() {
     let input = prompt.input;
     // old log-probs 0.05 below the current ones (ratio e^0.05, inside the clip); reference = adapters off.
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
-    let opts = ScoreOptions { temperature: 0.7, chunk: 3 };
+    let opts = ScoreOptions { temperature: 0.7, chunk: 3, entropy: false };
     let inner = ckpt.model.valid();
     let now: Vec<f32> = Engine::new(&inner, &ckpt.cfg, &dev)
         .score_group(&input, &comps, opts)

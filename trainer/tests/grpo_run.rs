@@ -124,10 +124,15 @@ fn a_run_writes_its_logs_and_resuming_after_a_kill_repeats_the_next_step_exactly
         "timing/logprobs",
         "timing/update",
         "perf/tokens_per_second",
+        "entropy",
+        "memory/peak_rss_mb",
     ] {
         assert!(m[0][key].is_number(), "metric `{key}` missing: {}", m[0]);
     }
     assert!(m[0].as_object().unwrap().keys().any(|k| k.starts_with("rewards/")), "per-function rewards");
+    // The policy's entropy is positive and below ln(vocab) for this 320-token vocabulary.
+    let h = m[0]["entropy"].as_f64().unwrap();
+    assert!(h > 0.0 && h < 320f64.ln(), "entropy {h}");
     // Linear decay from 2e-3 over 3 steps.
     let lrs: Vec<f64> = m.iter().map(|v| v["learning_rate"].as_f64().unwrap()).collect();
     assert!((lrs[0] - 2e-3).abs() < 1e-12 && (lrs[1] - 2e-3 * 2.0 / 3.0).abs() < 1e-12, "{lrs:?}");
