@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 pub mod loss;
 pub mod metrics;
+pub mod plot;
 pub mod schedule;
 pub mod sft;
 pub mod state;

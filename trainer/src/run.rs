@@ -163,6 +163,9 @@ pub fn train<B: AutodiffBackend>(
         Some(c) => c,
         None => trainer.save_checkpoint(plan.rollouts)?,
     };
+    let png = out.join("training.png");
+    crate::plot::plot_run(&out.join("metrics.jsonl"), &png)?;
+    tracing::info!("plot: {}", png.display());
     if cfg.finetune == Finetune::Lora {
         tracing::info!("adapter (PEFT layout): {}", checkpoint.join("adapter").display());
     }

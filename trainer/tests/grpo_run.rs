@@ -140,6 +140,8 @@ fn a_run_writes_its_logs_and_resuming_after_a_kill_repeats_the_next_step_exactly
     assert_eq!(m[0]["kl"].as_f64().unwrap(), 0.0);
     assert!(m[2]["kl"].as_f64().unwrap() > 0.0);
     assert!(std::fs::read_to_string(full.join("samples.jsonl")).unwrap().contains("\"completion\""));
+    let png = image::open(full.join("training.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (1200, 450));
     let events = std::fs::read_dir(full.join("tensorboard")).unwrap().count();
     assert_eq!(events, 1);
     for s in 1..=3 {
