@@ -1,5 +1,6 @@
-//! Evaluation of personalized models. For now: multi-concept captioning precision / recall / F1 with RePIC's
-//! official rules and a name-aware variant (`shared/specs/data-and-eval.md`).
+//! Evaluation of personalized models: multi-concept captioning precision / recall / F1 with RePIC's official
+//! rules and a name-aware variant (`shared/specs/data-and-eval.md`), and runners that prompt a model (RePIC's
+//! captioning prompt, greedy batches) and score held-out OCT / VLT records.
 //!
 //! ```
 //! use repic_data::CaptionResult;
@@ -19,5 +20,6 @@
 //! ```
 
 mod caption;
+pub mod runner;
 
 pub use caption::{CaptionScores, CaseRule, Scorer, score_captions, score_name_aware, score_official};
