@@ -36,6 +36,7 @@ pub mod resize;
 pub mod sampling;
 pub mod save;
 pub mod score;
+pub mod tiny;
 pub mod tokenizer;
 
 pub use backend::{DefaultBackend, default_device};
@@ -51,6 +52,7 @@ pub use qwen::{QwenVl, VlInput};
 pub use sampling::SamplingOptions;
 pub use save::save_qwen_vl;
 pub use score::{ScoreOptions, Scored};
+pub use tiny::{TinySpec, create_tiny_checkpoint};
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};
 
 use std::path::Path;
