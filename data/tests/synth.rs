@@ -87,11 +87,18 @@ fn output_is_a_consistent_data_set() {
             _ => 1,
         };
         assert_eq!(r.images.len(), ref_count + 1);
+        let answer = r.extra.get("answer").and_then(|a| a.as_str());
         match (&r.method, &r.solution) {
-            (Method::YesNoName, GroundTruth::Text(k)) => assert!(r.problem.contains(k.as_str())),
+            (Method::YesNoName, GroundTruth::Text(k)) => {
+                assert!(r.problem.contains(k.as_str()));
+                // The SFT caption names the concept and passes RePIC's 100-character gate.
+                let a = answer.expect("ICT records carry a training caption");
+                assert!(a.contains(k.as_str()) && a.len() >= 100, "{a}");
+            }
             (Method::YesNoNameMulti, GroundTruth::Names(n)) => {
                 assert!((2..=3).contains(&n.len()));
                 assert!(n.iter().all(|k| r.problem.contains(k.as_str())));
+                assert!(n.iter().all(|k| answer.expect("a training caption").contains(k.as_str())));
             }
             (Method::Iou, GroundTruth::Box(b)) => assert!(b[0] < b[2] && b[1] < b[3] && b[2] <= 168 && b[3] <= 168),
             (Method::YesNo, GroundTruth::Text(a)) => assert!(a == "yes" || a == "no"),

@@ -219,6 +219,7 @@ impl Gen<'_> {
         let n = self.concepts.len();
         let target = self.rng.random_range(0..n);
         let key = self.concepts[target].key();
+        let mut answer = None;
         let (images, problem, solution) = match method {
             Method::YesNo => {
                 let positive = self.rng.random_bool(0.5);
@@ -245,7 +246,8 @@ impl Gen<'_> {
                 (vec![scene], problem, GroundTruth::Box(boxes[0].to_vec()))
             }
             Method::YesNoName => {
-                let (scene, _) = self.scene(rel, &[target])?;
+                let (scene, boxes) = self.scene(rel, &[target])?;
+                answer = Some(training_caption(&[&self.concepts[target]], &boxes, self.cfg.scene_size));
                 let q = pick(&CAPTION_QUESTIONS, &mut self.rng);
                 let problem = format!(
                     "You are a captioning expert. Your task is to generate an accurate caption for the second image while referencing the first image. Both images contain the same object. The object in the first image is named {key}. {q}"
@@ -257,8 +259,10 @@ impl Gen<'_> {
                 let mut present = vec![target];
                 present.extend(self.others(&[target], k - 1));
                 let mut images: Vec<String> = present.iter().map(|&i| self.reference(i)).collect();
-                let (scene, _) = self.scene(rel, &present)?;
+                let (scene, boxes) = self.scene(rel, &present)?;
                 images.push(scene);
+                let looks: Vec<&SynthConcept> = present.iter().map(|&i| &self.concepts[i]).collect();
+                answer = Some(training_caption(&looks, &boxes, self.cfg.scene_size));
                 let keys: Vec<String> = present.iter().map(|&i| self.concepts[i].key()).collect();
                 let q = pick(&CAPTION_QUESTIONS, &mut self.rng);
                 let problem = format!(
@@ -268,7 +272,12 @@ impl Gen<'_> {
                 (images, problem, GroundTruth::Names(keys))
             }
         };
-        Ok(Record { images, problem, solution, method, extra: Map::new() })
+        let mut extra = Map::new();
+        if let Some(a) = answer {
+            // The reference answer for supervised fine-tuning (RePIC's records carry none).
+            extra.insert("answer".into(), Value::String(a));
+        }
+        Ok(Record { images, problem, solution, method, extra })
     }
 }
 
@@ -321,6 +330,17 @@ pub fn oracle_caption(concepts: &[&SynthConcept], boxes: &[[i64; 4]], side: u32)
         .map(|(c, b)| format!("{} (a {}) at the {}", c.key(), c.look.description(), position(b, side)))
         .collect();
     format!("In this image we see {} on a pastel background.", parts.join(", and "))
+}
+
+/// A training caption for identity (ICT) records: where each concept is and its full description (over 100
+/// characters for one concept, so that it passes RePIC's length gate).
+pub fn training_caption(concepts: &[&SynthConcept], boxes: &[[i64; 4]], side: u32) -> String {
+    let parts: Vec<String> = concepts
+        .iter()
+        .zip(boxes)
+        .map(|(c, b)| format!("In this image, {} is at the {}. {}", c.key(), position(b, side), c.info_text()))
+        .collect();
+    format!("{} The scene has a plain pastel background.", parts.join(" "))
 }
 
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
