@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_cmd;
+mod demo;
 mod export;
 mod generate;
 mod prompt;
@@ -36,6 +37,8 @@ enum Command {
     /// Measure throughput on this machine (`repic bench generate`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The whole method on this CPU: synthetic concepts, a tiny model, SFT, GRPO, and a before/after table.
+    Demo(demo::Args),
     /// Post-train a checkpoint with GRPO (RePIC rewards) or SFT from a TOML config.
     Train(train::Args),
     /// Inspect and convert RePIC record files.
@@ -66,5 +69,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }

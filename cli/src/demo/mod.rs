@@ -1,0 +1,182 @@
+//! `repic demo`: the whole method on this CPU in minutes. Synthetic concepts (`repic synth`), a byte-level BPE
+//! tokenizer trained on their text, a tiny Qwen2-VL from scratch, an SFT warm start on half of the records, an
+//! evaluation, GRPO with RePIC's rewards (configs/demo.toml), the same evaluation again, and a table of
+//! SFT-only vs SFT+GRPO on held-out queries (also `summary.json`).
+
+mod evaluate;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend as _;
+use repic_data::synth::{SynthConfig, generate};
+use repic_data::{ConceptDb, RecordFormat, load_records, save_records};
+use repic_models::{Checkpoint, DefaultBackend as Backend, TinySpec, create_tiny_checkpoint, default_device};
+use repic_trainer::TrainConfig;
+
+use crate::train::StepBar;
+use evaluate::{DemoMetrics, ROWS, evaluate};
+
+/// The demo's GRPO config; paths are filled in at run time.
+const DEMO_TOML: &str = include_str!("../../../configs/demo.toml");
+
+/// Arguments of `repic demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output folder (data, models, logs, summary.json).
+    #[arg(long, default_value = "repic-demo")]
+    out: PathBuf,
+    /// A smaller run (about 3 minutes here) that checks every stage; its numbers are not meaningful.
+    #[arg(long)]
+    quick: bool,
+    /// Seed of data, weights and training.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Sizes of a demo run.
+struct Plan {
+    synth: SynthConfig,
+    sft_epochs: usize,
+    grpo_steps: usize,
+}
+
+impl Plan {
+    fn new(quick: bool, seed: u64) -> Self {
+        let synth = SynthConfig {
+            seed,
+            concepts: if quick { 6 } else { 8 },
+            refs_per_concept: 1,
+            train_records: if quick { 48 } else { 320 },
+            eval_records: if quick { 4 } else { 24 },
+            eval_queries: if quick { 2 } else { 8 },
+            scene_size: 112,
+            ref_size: 56,
+            max_distractors: 1,
+            ..Default::default()
+        };
+        Plan { synth, sft_epochs: if quick { 2 } else { 12 }, grpo_steps: if quick { 4 } else { 120 } }
+    }
+}
+
+/// Every text the model will read or write: the tokenizer's training corpus.
+fn corpus(data: &Path) -> anyhow::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for f in ["train/records.jsonl", "eval/records.jsonl"] {
+        for r in load_records(&data.join(f))? {
+            texts.push(r.problem.clone());
+            texts.push(repic_trainer::sft::sft_answer(&r));
+        }
+    }
+    let db = ConceptDb::load(&data.join("database_rap.json"))?;
+    for (key, c) in &db.concept_dict {
+        texts.push(format!("1. Name: {key}, Info: {}", c.info.as_text()));
+    }
+    texts.push(repic_eval::runner::CAPTION_SYSTEM.into());
+    texts.push(format!("This is the query image. {}", evaluate::QUESTION));
+    texts.push("system\nYou are a helpful assistant.\nuser\nassistant\n".into());
+    Ok(texts)
+}
+
+fn config(extra: &[String]) -> anyhow::Result<TrainConfig> {
+    Ok(TrainConfig::parse(DEMO_TOML, Path::new("configs/demo.toml"), extra)?)
+}
+
+fn path_value(p: &Path) -> String {
+    format!("{:?}", p.to_string_lossy())
+}
+
+fn train(cfg: TrainConfig, label: &str) -> anyhow::Result<PathBuf> {
+    tracing::info!("{label}: {} steps planned", cfg.train.max_steps);
+    let mut bar = StepBar::new();
+    let out = repic_trainer::train::<Autodiff<Backend>>(cfg, false, default_device(), &mut |m, s, t| {
+        bar.update(m, s, t)
+    })?;
+    bar.finish();
+    Ok(out.checkpoint)
+}
+
+/// Run `repic demo`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    if a.out.exists() {
+        if !a.force {
+            bail!("{} exists; pass --force to replace it or choose another --out", a.out.display());
+        }
+        std::fs::remove_dir_all(&a.out).with_context(|| format!("removing {}", a.out.display()))?;
+    }
+    let plan = Plan::new(a.quick, a.seed);
+    let dev = default_device();
+    Backend::seed(&dev, a.seed);
+    let data = a.out.join("data");
+    tracing::info!("1/6 synthetic concepts and records -> {}", data.display());
+    generate(&plan.synth, &data, false, &mut |_| {})?;
+    // SFT warm start on the first half of the records; GRPO sees all of them.
+    let records = load_records(&data.join("train/records.jsonl"))?;
+    let sft_records = a.out.join("sft_records.jsonl");
+    save_records(&sft_records, &records[..records.len() / 2], RecordFormat::Jsonl)?;
+    tracing::info!("2/6 tokenizer and tiny Qwen2-VL from scratch");
+    let init = a.out.join("model-init");
+    let spec = TinySpec::default();
+    create_tiny_checkpoint::<Backend>(&corpus(&data)?, &spec, &init, false, &dev)?;
+    tracing::info!("3/6 SFT warm start");
+    let sft_cfg = config(&[
+        "mode=\"sft\"".into(),
+        "finetune=\"full\"".into(),
+        format!("seed={}", a.seed),
+        format!("model={}", path_value(&init)),
+        format!("output_dir={}", path_value(&a.out.join("sft"))),
+        format!("data.train={}", path_value(&sft_records)),
+        format!("data.image_root={}", path_value(&data)),
+        "optim.learning_rate=3e-3".into(),
+        "optim.lr_scheduler_type=\"linear\"".into(),
+        "optim.warmup_ratio=0.05".into(),
+        "train.prompts_per_step=8".into(),
+        "train.max_steps=0".into(),
+        format!("train.num_train_epochs={}", plan.sft_epochs),
+    ])?;
+    let sft_model = train(sft_cfg, "SFT")?.join("model");
+    tracing::info!("4/6 evaluating the SFT model");
+    let sft_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
+    let sft = evaluate(&sft_ckpt, &data, &dev)?;
+    drop(sft_ckpt);
+    tracing::info!("5/6 GRPO with RePIC's rewards");
+    let grpo_cfg = config(&[
+        format!("seed={}", a.seed),
+        format!("model={}", path_value(&sft_model)),
+        format!("output_dir={}", path_value(&a.out.join("grpo"))),
+        format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
+        format!("data.image_root={}", path_value(&data)),
+        format!("train.max_steps={}", plan.grpo_steps),
+    ])?;
+    let adapter = train(grpo_cfg, "GRPO")?.join("adapter");
+    tracing::info!("6/6 evaluating the GRPO model");
+    let mut grpo_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
+    repic_models::load_peft(&mut grpo_ckpt.model, &adapter, &dev)?;
+    let grpo = evaluate(&grpo_ckpt, &data, &dev)?;
+    let seconds = start.elapsed().as_secs_f64();
+    report(&a.out, &sft, &grpo, seconds)?;
+    Ok(())
+}
+
+/// Print the table and write `summary.json`.
+fn report(out: &Path, sft: &DemoMetrics, grpo: &DemoMetrics, seconds: f64) -> anyhow::Result<()> {
+    println!();
+    println!("{:<32} {:>10} {:>12}", "held-out metric", "SFT", "SFT+GRPO");
+    for (key, label) in ROWS {
+        println!("{label:<32} {:>10.1} {:>12.1}", sft.get(key), grpo.get(key));
+    }
+    println!();
+    println!("{:.0} s in all. TensorBoard: tensorboard --logdir {}", seconds, out.display());
+    println!("plots: {} and {}", out.join("sft/training.png").display(), out.join("grpo/training.png").display());
+    let summary = serde_json::json!({"sft": sft, "grpo": grpo, "seconds": seconds});
+    let text = serde_json::to_string_pretty(&summary)?;
+    repic_data::write_atomic(&out.join("summary.json"), text.as_bytes())?;
+    println!("summary: {}", out.join("summary.json").display());
+    Ok(())
+}
