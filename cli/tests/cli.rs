@@ -294,3 +294,30 @@ fn train_runs_one_step_of_the_repic_config_on_a_tiny_checkpoint() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn demo_quick_runs_every_stage_and_writes_its_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = out.to_string_lossy().into_owned();
+    let run = repic(&["demo", "--quick", "--out", &o, "--seed", "1"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let table = String::from_utf8_lossy(&run.stdout);
+    for row in ["caption recall (official)", "caption F1 (name-aware)", "OCT accuracy", "VLT accuracy", "SFT+GRPO"] {
+        assert!(table.contains(row), "missing `{row}` in:\n{table}");
+    }
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for phase in ["sft", "grpo"] {
+        for key in ["precision", "recall", "f1", "name_aware_recall", "oct_accuracy", "vlt_accuracy", "mean_length"] {
+            let v = summary[phase][key].as_f64().unwrap_or_else(|| panic!("{phase}.{key} in {summary}"));
+            assert!((0.0..=100.0).contains(&v) || key == "mean_length", "{phase}.{key} = {v}");
+        }
+    }
+    assert!(summary["seconds"].as_f64().unwrap() > 0.0);
+    for f in ["sft/training.png", "grpo/training.png", "grpo/metrics.jsonl", "model-init/tokenizer.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(out.join("grpo").read_dir().unwrap().any(|e| e.unwrap().file_name() == "tensorboard"));
+    // The output folder is not replaced without --force.
+    assert!(!repic(&["demo", "--quick", "--out", &o]).status.success());
+}
