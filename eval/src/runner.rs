@@ -132,9 +132,19 @@ mod tests {
         let (chat, images) = caption_prompt(&db, &["<b>".into(), "<a>".into()], "q.png", "Give a caption.").unwrap();
         assert_eq!(images, ["c/b.png", "c/a.png", "q.png"]);
         assert_eq!(chat[0].role, "system");
-        let texts: Vec<&str> =
-            chat[1].content.iter().filter_map(|p| if let ChatPart::Text(t) = p { Some(t.as_str()) } else { None }).collect();
-        assert_eq!(texts, ["1. Name: <b>, Info: a blue hat\n", "2. Name: <a>, Info: a red cup\n", "This is the query image. Give a caption."]);
+        let texts: Vec<&str> = chat[1]
+            .content
+            .iter()
+            .filter_map(|p| if let ChatPart::Text(t) = p { Some(t.as_str()) } else { None })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "1. Name: <b>, Info: a blue hat\n",
+                "2. Name: <a>, Info: a red cup\n",
+                "This is the query image. Give a caption."
+            ]
+        );
         assert!(caption_prompt(&db, &["<z>".into()], "q.png", "x").is_err());
     }
 }

@@ -114,11 +114,18 @@ pub fn create_tiny_checkpoint<B: Backend>(
     overwrite: bool,
     device: &B::Device,
 ) -> Result<(), ModelError> {
-    if spec.hidden_size % spec.heads != 0 || spec.heads % spec.kv_heads != 0 || spec.vision_dim % spec.vision_heads != 0 {
+    let sizes = [spec.hidden_size, spec.heads, spec.kv_heads, spec.vision_dim, spec.vision_heads, spec.layers];
+    if sizes.contains(&0) {
+        return Err(ModelError::Input("tiny model: every size must be at least 1".into()));
+    }
+    let divides = spec.hidden_size.is_multiple_of(spec.heads)
+        && spec.heads.is_multiple_of(spec.kv_heads)
+        && spec.vision_dim.is_multiple_of(spec.vision_heads);
+    if !divides {
         return Err(ModelError::Input("tiny model: heads must divide the widths, kv_heads the heads".into()));
     }
     let head_dim = spec.hidden_size / spec.heads;
-    if head_dim % 4 != 0 {
+    if !head_dim.is_multiple_of(4) {
         return Err(ModelError::Input(format!("tiny model: head dim {head_dim} is not a multiple of 4 (M-RoPE)")));
     }
     let spec_dir = tempfile::tempdir().map_err(|e| ModelError::io(std::env::temp_dir(), e))?;

@@ -71,7 +71,12 @@ pub fn evaluate<B: Backend>(ckpt: &Checkpoint<B>, data: &Path, device: &B::Devic
     let results: Vec<CaptionResult> = meta
         .into_iter()
         .zip(&gens)
-        .map(|((image, concepts), g)| CaptionResult { image, concepts, caption: g.text.clone(), question: QUESTION.into() })
+        .map(|((image, concepts), g)| CaptionResult {
+            image,
+            concepts,
+            caption: g.text.clone(),
+            question: QUESTION.into(),
+        })
         .collect();
     let official = score_official(&results, true);
     let aware = score_name_aware(&results, Some(&db), true);

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend as _;
-use repic_data::synth::{SynthConfig, generate};
+use repic_data::synth::{SynthConfig, TaskMix, generate};
 use repic_data::{ConceptDb, RecordFormat, load_records, save_records};
 use repic_models::{Checkpoint, DefaultBackend as Backend, TinySpec, create_tiny_checkpoint, default_device};
 use repic_trainer::TrainConfig;
@@ -37,6 +37,18 @@ pub struct Args {
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
+    /// Training records to generate (default: 480; 48 with --quick).
+    #[arg(long)]
+    records: Option<usize>,
+    /// SFT epochs over the first half of the records (default: 16; 2 with --quick).
+    #[arg(long)]
+    sft_epochs: Option<usize>,
+    /// GRPO optimizer steps (default: 200; 4 with --quick).
+    #[arg(long)]
+    grpo_steps: Option<usize>,
+    /// Task shares of the training records (as `repic synth --mix`; default RePIC's).
+    #[arg(long, value_parser = TaskMix::parse)]
+    mix: Option<TaskMix>,
 }
 
 /// Sizes of a demo run.
@@ -52,7 +64,7 @@ impl Plan {
             seed,
             concepts: if quick { 6 } else { 8 },
             refs_per_concept: 1,
-            train_records: if quick { 48 } else { 320 },
+            train_records: if quick { 48 } else { 480 },
             eval_records: if quick { 4 } else { 24 },
             eval_queries: if quick { 2 } else { 8 },
             scene_size: 112,
@@ -60,7 +72,7 @@ impl Plan {
             max_distractors: 1,
             ..Default::default()
         };
-        Plan { synth, sft_epochs: if quick { 2 } else { 12 }, grpo_steps: if quick { 4 } else { 120 } }
+        Plan { synth, sft_epochs: if quick { 2 } else { 16 }, grpo_steps: if quick { 4 } else { 200 } }
     }
 }
 
@@ -92,11 +104,15 @@ fn path_value(p: &Path) -> String {
 }
 
 fn train(cfg: TrainConfig, label: &str) -> anyhow::Result<PathBuf> {
-    tracing::info!("{label}: {} steps planned", cfg.train.max_steps);
+    let t = &cfg.train;
+    if t.max_steps > 0 {
+        tracing::info!("{label}: {} steps", t.max_steps);
+    } else {
+        tracing::info!("{label}: {} epochs", t.num_train_epochs);
+    }
     let mut bar = StepBar::new();
-    let out = repic_trainer::train::<Autodiff<Backend>>(cfg, false, default_device(), &mut |m, s, t| {
-        bar.update(m, s, t)
-    })?;
+    let out =
+        repic_trainer::train::<Autodiff<Backend>>(cfg, false, default_device(), &mut |m, s, t| bar.update(m, s, t))?;
     bar.finish();
     Ok(out.checkpoint)
 }
@@ -110,7 +126,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         std::fs::remove_dir_all(&a.out).with_context(|| format!("removing {}", a.out.display()))?;
     }
-    let plan = Plan::new(a.quick, a.seed);
+    let mut plan = Plan::new(a.quick, a.seed);
+    if let Some(n) = a.records {
+        plan.synth.train_records = n;
+    }
+    if let Some(m) = a.mix {
+        plan.synth.mix = m;
+    }
+    plan.sft_epochs = a.sft_epochs.unwrap_or(plan.sft_epochs);
+    plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
     let dev = default_device();
     Backend::seed(&dev, a.seed);
     let data = a.out.join("data");
