@@ -51,25 +51,19 @@ impl<B: AutodiffBackend> Trainer<B> {
         let global_tokens: f64 = masks.iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
         let score = ScoreOptions { temperature: g.temperature, chunk: g.logprob_chunk, entropy: false };
         let inner = self.ckpt.model.valid();
-        let old: Vec<Option<Tensor<B::InnerBackend, 2>>> = if g.num_iterations > 1 {
-            let e = Engine::new(&inner, &self.ckpt.cfg, &self.device);
-            groups
-                .iter()
-                .map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs)))
-                .collect::<Result<_, _>>()?
-        } else {
-            vec![None; groups.len()]
-        };
-        let refs: Vec<Option<Tensor<B::InnerBackend, 2>>> = if g.beta > 0.0 {
-            let base = match &self.reference {
-                Some(r) => r.clone(),
-                None => inner.without_lora(),
+        // Detached log-probs of every group under `model` (the sampling policy, or the reference).
+        let detached =
+            |model: &QwenVl<B::InnerBackend>| -> Result<Vec<Option<Tensor<B::InnerBackend, 2>>>, TrainError> {
+                let e = Engine::new(model, &self.ckpt.cfg, &self.device);
+                let scored = groups.iter().map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score));
+                Ok(scored.map(|s| s.map(|s| Some(s.logprobs))).collect::<Result<_, _>>()?)
             };
-            let e = Engine::new(&base, &self.ckpt.cfg, &self.device);
-            groups
-                .iter()
-                .map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score).map(|s| Some(s.logprobs)))
-                .collect::<Result<_, _>>()?
+        let old = if g.num_iterations > 1 { detached(&inner)? } else { vec![None; groups.len()] };
+        let refs = if g.beta > 0.0 {
+            match &self.reference {
+                Some(r) => detached(r)?,
+                None => detached(&inner.without_lora())?,
+            }
         } else {
             vec![None; groups.len()]
         };

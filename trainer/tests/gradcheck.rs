@@ -73,22 +73,12 @@ fn grpo_loss_gradient_matches_finite_differences() {
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
     let opts = ScoreOptions { temperature: 0.7, chunk: 3, entropy: false };
     let inner = ckpt.model.valid();
-    let now: Vec<f32> = Engine::new(&inner, &ckpt.cfg, &dev)
-        .score_group(&input, &comps, opts)
-        .unwrap()
-        .logprobs
-        .into_data()
-        .to_vec()
-        .unwrap();
-    let old: Vec<f32> = now.iter().map(|x| x - 0.05).collect();
-    let base = inner.without_lora();
-    let refp: Vec<f32> = Engine::new(&base, &ckpt.cfg, &dev)
-        .score_group(&input, &comps, opts)
-        .unwrap()
-        .logprobs
-        .into_data()
-        .to_vec()
-        .unwrap();
+    let logprobs = |m: &QwenVl<I>| -> Vec<f32> {
+        let s = Engine::new(m, &ckpt.cfg, &dev).score_group(&input, &comps, opts).unwrap();
+        s.logprobs.into_data().to_vec().unwrap()
+    };
+    let old: Vec<f32> = logprobs(&inner).iter().map(|x| x - 0.05).collect();
+    let refp = logprobs(&inner.without_lora());
 
     let grads = loss(&ckpt.model, &ckpt.cfg, &input, &old, &refp).backward();
     for layer in ["lm_head", "model.layers.1.mlp.down_proj", "model.layers.0.self_attn.q_proj"] {
