@@ -37,16 +37,16 @@ pub struct Args {
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
-    /// Training records to generate (default: 480; 48 with --quick).
+    /// Training records to generate (default: 960; 48 with --quick).
     #[arg(long)]
     records: Option<usize>,
-    /// SFT epochs over the first half of the records (default: 16; 2 with --quick).
+    /// SFT epochs over the first half of the records (default: 8; 2 with --quick).
     #[arg(long)]
     sft_epochs: Option<usize>,
     /// GRPO optimizer steps (default: 200; 4 with --quick).
     #[arg(long)]
     grpo_steps: Option<usize>,
-    /// Task shares of the training records (as `repic synth --mix`; default RePIC's).
+    /// Task shares of the training records (as `repic synth --mix`; default oct=0.5,vlt=0.1,ict=0.35,ict_multi=0.05).
     #[arg(long, value_parser = TaskMix::parse)]
     mix: Option<TaskMix>,
 }
@@ -64,15 +64,16 @@ impl Plan {
             seed,
             concepts: if quick { 6 } else { 8 },
             refs_per_concept: 1,
-            train_records: if quick { 48 } else { 480 },
-            eval_records: if quick { 4 } else { 24 },
-            eval_queries: if quick { 2 } else { 8 },
+            train_records: if quick { 48 } else { 960 },
+            eval_records: if quick { 4 } else { 48 },
+            eval_queries: if quick { 2 } else { 12 },
             scene_size: 112,
             ref_size: 56,
             max_distractors: 1,
-            ..Default::default()
+            // More OCT and fewer VLT records than RePIC's mix: the tiny model learns recognition from scratch.
+            mix: TaskMix { oct: 0.5, vlt: 0.1, ict: 0.35, ict_multi: 0.05 },
         };
-        Plan { synth, sft_epochs: if quick { 2 } else { 16 }, grpo_steps: if quick { 4 } else { 200 } }
+        Plan { synth, sft_epochs: if quick { 2 } else { 8 }, grpo_steps: if quick { 4 } else { 200 } }
     }
 }
 
