@@ -40,13 +40,13 @@ pub struct Args {
     /// Training records to generate (default: 960; 48 with --quick).
     #[arg(long)]
     records: Option<usize>,
-    /// SFT epochs over the first half of the records (default: 8; 2 with --quick).
+    /// SFT epochs over the first half of the records (default: 6; 2 with --quick).
     #[arg(long)]
     sft_epochs: Option<usize>,
     /// GRPO optimizer steps (default: 200; 4 with --quick).
     #[arg(long)]
     grpo_steps: Option<usize>,
-    /// Task shares of the training records (as `repic synth --mix`; default oct=0.5,vlt=0.1,ict=0.35,ict_multi=0.05).
+    /// Task shares of the training records (as `repic synth --mix`; default oct=0.45,vlt=0.1,ict=0.2,ict_multi=0.25).
     #[arg(long, value_parser = TaskMix::parse)]
     mix: Option<TaskMix>,
 }
@@ -71,9 +71,9 @@ impl Plan {
             ref_size: 56,
             max_distractors: 1,
             // More OCT and fewer VLT records than RePIC's mix: the tiny model learns recognition from scratch.
-            mix: TaskMix { oct: 0.5, vlt: 0.1, ict: 0.35, ict_multi: 0.05 },
+            mix: TaskMix { oct: 0.45, vlt: 0.1, ict: 0.2, ict_multi: 0.25 },
         };
-        Plan { synth, sft_epochs: if quick { 2 } else { 8 }, grpo_steps: if quick { 4 } else { 200 } }
+        Plan { synth, sft_epochs: if quick { 2 } else { 6 }, grpo_steps: if quick { 4 } else { 200 } }
     }
 }
 
