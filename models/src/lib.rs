@@ -51,7 +51,7 @@ pub use processor::{ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen::{QwenVl, VlInput};
 pub use sampling::SamplingOptions;
 pub use save::save_qwen_vl;
-pub use score::{ScoreOptions, Scored};
+pub use score::{CandidateScores, ScoreOptions, Scored};
 pub use tiny::{TinySpec, create_tiny_checkpoint};
 pub use tokenizer::{ChatMessage, ChatPart, ChatTokenizer};
 

@@ -150,3 +150,45 @@ impl<B: Backend> Engine<'_, B> {
         Ok(Scored { logprobs, mask, entropy })
     }
 }
+
+/// How likely each candidate token is at one position (R2P's option letters, recognition's yes/no).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateScores {
+    /// Log-probability of each candidate under the full-vocabulary distribution.
+    pub logprobs: Vec<f32>,
+    /// Probabilities renormalised over the candidates only (they sum to 1).
+    pub probs: Vec<f32>,
+}
+
+impl<B: Backend> Engine<'_, B> {
+    /// Scores of `candidates` as the next token after position `position` of `input` (e.g. the last prompt
+    /// position for a one-token answer), one entry per position.
+    pub fn candidates(
+        &self,
+        input: &VlInput,
+        positions: &[usize],
+        candidates: &[u32],
+    ) -> Result<Vec<CandidateScores>, ModelError> {
+        if candidates.is_empty() {
+            return Err(ModelError::Input("no candidate tokens".into()));
+        }
+        let vocab = self.cfg.text.vocab_size;
+        if let Some(bad) = candidates.iter().find(|&&c| c as usize >= vocab) {
+            return Err(ModelError::Input(format!("candidate token {bad} is outside the {vocab}-token vocabulary")));
+        }
+        let logits = self.model.logits_at(input, positions, self.cfg, self.device)?;
+        let lsm: Vec<f32> =
+            log_softmax(logits, 1).into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        let v = lsm.len() / positions.len().max(1);
+        Ok(lsm
+            .chunks(v)
+            .map(|row| {
+                let logprobs: Vec<f32> = candidates.iter().map(|&c| row[c as usize]).collect();
+                let m = logprobs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let z: f32 = logprobs.iter().map(|l| (l - m).exp()).sum();
+                let probs = logprobs.iter().map(|l| (l - m).exp() / z).collect();
+                CandidateScores { logprobs, probs }
+            })
+            .collect())
+    }
+}

@@ -245,3 +245,23 @@ fn entropy_of_each_completion_position_matches_the_full_logits() {
         assert!((f64::from(e) - want).abs() <= 1e-4, "position {j}: {e} vs {want}");
     }
 }
+
+#[test]
+fn candidate_scores_are_the_full_distribution_at_that_position() {
+    let dir = fixture("qwen2_vl_flat");
+    let dev = Default::default();
+    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("image_text");
+    let engine = Engine::new(&model, &cfg, &dev);
+    let last = input.ids.len() - 1;
+    let got = engine.candidates(&input, &[last], &[49, 50, 223]).unwrap();
+    // Same as scoring each candidate as a one-token completion.
+    for (k, &c) in [49u32, 50, 223].iter().enumerate() {
+        let s = engine.score(&[(input.clone(), vec![c])], ScoreOptions::default()).unwrap();
+        let want = s.logprobs.into_data().to_vec::<f32>().unwrap()[0];
+        assert!((got[0].logprobs[k] - want).abs() <= 1e-5, "candidate {c}");
+    }
+    assert!((got[0].probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert!(engine.candidates(&input, &[last], &[]).is_err());
+    assert!(engine.candidates(&input, &[last], &[100_000]).is_err());
+}
