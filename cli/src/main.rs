@@ -6,6 +6,7 @@ mod data_cmd;
 mod demo;
 mod export;
 mod generate;
+mod plot;
 mod prompt;
 mod score;
 mod synth;
@@ -41,6 +42,8 @@ enum Command {
     Demo(demo::Args),
     /// Post-train a checkpoint with GRPO (RePIC rewards) or SFT from a TOML config.
     Train(train::Args),
+    /// Redraw a training run's plot (rewards, KL and loss over steps) from its metrics.jsonl.
+    Plot(plot::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -70,5 +73,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Train(a) => train::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Plot(a) => plot::run(a),
     }
 }

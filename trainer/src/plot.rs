@@ -91,10 +91,26 @@ fn panel(
     Ok(())
 }
 
-/// Draw reward (total and per function) and KL over steps from `metrics` into the PNG `out`. Returns whether
-/// labels could be drawn.
+/// Trailing moving average over `window` points (per-step GRPO metrics of a few prompts are noisy).
+pub fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let w = window.max(1);
+    (0..points.len())
+        .map(|i| {
+            let from = (i + 1).saturating_sub(w);
+            let slice = &points[from..=i];
+            (points[i].0, slice.iter().map(|p| p.1).sum::<f64>() / slice.len() as f64)
+        })
+        .collect()
+}
+
+/// Draw reward (total and per function) and KL over steps from `metrics` into the PNG `out`, each curve a
+/// moving average over a twentieth of the run. Returns whether labels could be drawn.
 pub fn plot_run(metrics: &Path, out: &Path) -> Result<bool, TrainError> {
-    let series = read_series(metrics)?;
+    let raw = read_series(metrics)?;
+    let steps = raw.values().map(Vec::len).max().unwrap_or(0);
+    let window = (steps / 20).max(1);
+    let series: BTreeMap<String, Vec<(f64, f64)>> =
+        raw.into_iter().map(|(k, v)| (k, moving_average(&v, window))).collect();
     let labels = font();
     if !labels {
         tracing::warn!("no TrueType font found ({}); {} has no labels", FONTS.join(", "), out.display());
@@ -110,11 +126,24 @@ pub fn plot_run(metrics: &Path, out: &Path) -> Result<bool, TrainError> {
         let root = BitMapBackend::new(out, (1200, 450)).into_drawing_area();
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(600);
-        panel(&left, "reward", &rewards, labels)?;
-        panel(&right, "kl and loss", &kl, labels)?;
+        let avg = if window > 1 { format!(" (moving average of {window} steps)") } else { String::new() };
+        panel(&left, &format!("reward{avg}"), &rewards, labels)?;
+        panel(&right, &format!("kl and loss{avg}"), &kl, labels)?;
         root.present()?;
         Ok(())
     };
     draw().map_err(|e| TrainError::Run(format!("{}: {e}", out.display())))?;
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_average_by_hand() {
+        let p = [(1.0, 1.0), (2.0, 3.0), (3.0, 5.0), (4.0, 7.0)];
+        assert_eq!(moving_average(&p, 2), [(1.0, 1.0), (2.0, 2.0), (3.0, 4.0), (4.0, 6.0)]);
+        assert_eq!(moving_average(&p, 1), p);
+    }
 }
