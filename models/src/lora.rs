@@ -184,11 +184,15 @@ impl<B: Backend> LoraLinear<B> {
     /// already in that state or absent.
     pub fn set_merged(&mut self, merge: bool) {
         let Some(l) = self.lora.as_mut().filter(|l| l.merged != merge) else { return };
-        let delta = l.delta().detach();
-        let w = self.base.weight.val();
-        let w = if merge { w + delta } else { w - delta };
-        self.base.weight =
-            Param::initialized(self.base.weight.id, w.set_require_grad(self.base.weight.is_require_grad()));
+        shift_weight(&mut self.base.weight, l.delta().detach(), merge);
         l.merged = merge;
     }
+}
+
+/// Add `delta` to a weight (`add`) or subtract it, keeping the parameter's id and whether it trains (merging and
+/// unmerging an adapter).
+pub(crate) fn shift_weight<B: Backend>(weight: &mut Param<Tensor<B, 2>>, delta: Tensor<B, 2>, add: bool) {
+    let w = weight.val();
+    let w = if add { w + delta } else { w - delta };
+    *weight = Param::initialized(weight.id, w.set_require_grad(weight.is_require_grad()));
 }

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use super::QwenVl;
 use crate::ModelError;
 use crate::config::{Arch, QwenVlConfig};
-use crate::lora::{Lora, LoraConfig, LoraLinear};
+use crate::lora::{Lora, LoraConfig, LoraLinear, shift_weight};
 
 /// The Hugging Face names of the vision tower's Linear layers (LoRA there is refused).
 fn vision_linear_names(cfg: &QwenVlConfig) -> Vec<String> {
@@ -152,11 +152,7 @@ impl<B: Backend> QwenVl<B> {
                 self.lm_head = None;
                 self.head_untied = false;
             }
-            (Some(head), _) => {
-                let w = head.weight.val();
-                let w = if merged { w + delta } else { w - delta };
-                head.weight = Param::initialized(head.weight.id, w.set_require_grad(head.weight.is_require_grad()));
-            }
+            (Some(head), _) => shift_weight(&mut head.weight, delta, merged),
             (None, false) => {}
         }
         lora.set_merged_flag(merged);
