@@ -48,14 +48,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         // Completion masks on the host: tokens up to and including EOS; truncated ones dropped when asked.
         let masks: Vec<(Vec<f32>, usize)> =
             groups.iter().map(|gr| completion_mask(gr, g.mask_truncated_completions)).collect();
-        let global_tokens: f64 = masks.iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
+        let tokens_of: Vec<f64> = masks.iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum()).collect();
+        let global_tokens: f64 = tokens_of.iter().sum();
+        let comps: Vec<Vec<Vec<u32>>> = groups.iter().map(completions).collect();
         let score = ScoreOptions { temperature: g.temperature, chunk: g.logprob_chunk, entropy: false };
         let inner = self.ckpt.model.valid();
         // Detached log-probs of every group under `model` (the sampling policy, or the reference).
         let detached =
             |model: &QwenVl<B::InnerBackend>| -> Result<Vec<Option<Tensor<B::InnerBackend, 2>>>, TrainError> {
                 let e = Engine::new(model, &self.ckpt.cfg, &self.device);
-                let scored = groups.iter().map(|gr| e.score_group(&gr.prompt.input, &completions(gr), score));
+                let scored = groups.iter().zip(&comps).map(|(gr, c)| e.score_group(&gr.prompt.input, c, score));
                 Ok(scored.map(|s| s.map(|s| Some(s.logprobs))).collect::<Result<_, _>>()?)
             };
         let old = if g.num_iterations > 1 { detached(&inner)? } else { vec![None; groups.len()] };
@@ -72,6 +74,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let obj = Objective { beta: g.beta, epsilon: g.epsilon, epsilon_high: self.cfg.epsilon_high() };
         let accumulation = self.cfg.train.gradient_accumulation_steps;
         let per_micro = batch.len().div_ceil(accumulation).max(1);
+        let micros: Vec<std::ops::Range<usize>> =
+            (0..groups.len()).step_by(per_micro).map(|s| s..(s + per_micro).min(groups.len())).collect();
         let mut metrics = Metrics::new();
         let t2 = Instant::now();
         for _ in 0..g.num_iterations {
@@ -79,12 +83,9 @@ impl<B: AutodiffBackend> Trainer<B> {
             let mut acc = GradientsAccumulator::<QwenVl<B>>::new();
             let mut loss_sum = 0.0;
             let mut token_stats = TokenStats::default();
-            let micros: Vec<std::ops::Range<usize>> =
-                (0..groups.len()).step_by(per_micro).map(|s| s..(s + per_micro).min(groups.len())).collect();
             for range in &micros {
                 let seqs = range.len() * g.num_generations;
-                let tokens: f64 =
-                    masks[range.clone()].iter().map(|(m, _)| m.iter().map(|&x| f64::from(x)).sum::<f64>()).sum();
+                let tokens: f64 = tokens_of[range.clone()].iter().sum();
                 let norm = Normaliser {
                     loss_type: g.loss_type,
                     seqs,
@@ -98,7 +99,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 for gi in range.clone() {
                     let gr = &groups[gi];
                     let with_entropy = ScoreOptions { entropy: true, ..score };
-                    let scored = engine.score_group(&gr.prompt.input, &completions(gr), with_entropy)?;
+                    let scored = engine.score_group(&gr.prompt.input, &comps[gi], with_entropy)?;
                     if let Some(e) = scored.entropy.clone() {
                         token_stats.add_entropy(e, &masks[gi].0)?;
                     }
@@ -162,6 +163,11 @@ fn completion_mask(gr: &Group, drop_truncated: bool) -> (Vec<f32>, usize) {
     (m, width)
 }
 
+/// The values of a small tensor, on the host.
+fn host<B: burn::tensor::backend::Backend>(x: Tensor<B, 2>) -> Result<Vec<f32>, TrainError> {
+    x.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Run(format!("{e:?}")))
+}
+
 /// Masked token statistics of one update: KL and clip ratios (TRL's `clip_ratio/*`).
 #[derive(Default)]
 struct TokenStats {
@@ -181,9 +187,6 @@ impl TokenStats {
         adv: &[f32],
         obj: Objective,
     ) -> Result<(), TrainError> {
-        let host = |x: Tensor<B, 2>| -> Result<Vec<f32>, TrainError> {
-            x.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Run(format!("{e:?}")))
-        };
         let ratio = host(t.ratio.clone())?;
         let width = mask.len() / adv.len().max(1);
         let kl = t.kl.as_ref().map(|k| host(k.clone())).transpose()?;
@@ -212,7 +215,7 @@ impl TokenStats {
         e: Tensor<B, 2>,
         mask: &[f32],
     ) -> Result<(), TrainError> {
-        let e = e.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Run(format!("{e:?}")))?;
+        let e = host(e)?;
         self.entropy += e.iter().zip(mask).map(|(x, m)| f64::from(x * m)).sum::<f64>();
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! A whole GRPO run: records, data order per epoch, the step loop, metrics, samples, checkpoints, resume.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
@@ -170,9 +170,4 @@ pub fn train<B: AutodiffBackend>(
         tracing::info!("adapter (PEFT layout): {}", checkpoint.join("adapter").display());
     }
     Ok(RunSummary { steps: trainer.step, checkpoint, last })
-}
-
-/// The newest complete checkpoint of `output_dir`, if any.
-pub fn newest_checkpoint(output_dir: &Path) -> Option<PathBuf> {
-    list_checkpoints(output_dir).pop().map(|(_, p)| p)
 }
