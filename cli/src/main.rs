@@ -4,6 +4,7 @@
 mod bench;
 mod data_cmd;
 mod demo;
+mod eval_cmd;
 mod export;
 mod generate;
 mod plot;
@@ -42,6 +43,8 @@ enum Command {
     Demo(demo::Args),
     /// Post-train a checkpoint with GRPO (RePIC rewards) or SFT from a TOML config.
     Train(train::Args),
+    /// Score a checkpoint's greedy answers to RePIC records with the training rewards (per-task accuracy).
+    Eval(eval_cmd::Args),
     /// Redraw a training run's plot (rewards, KL and loss over steps) from its metrics.jsonl.
     Plot(plot::Args),
     /// Inspect and convert RePIC record files.
@@ -74,5 +77,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Eval(a) => eval_cmd::run(a),
     }
 }

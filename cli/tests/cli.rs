@@ -321,3 +321,48 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
     // The output folder is not replaced without --force.
     assert!(!repic(&["demo", "--quick", "--out", &o]).status.success());
 }
+
+#[test]
+fn eval_scores_greedy_answers_per_task_and_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_string_lossy().into_owned();
+    let synth =
+        ["synth", "--out", &d, "--concepts", "4", "--records", "8", "--eval-records", "1", "--eval-queries", "1"];
+    assert!(repic(&synth).status.success());
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
+    let (model, records) = (model.to_string_lossy().into_owned(), data.join("train/records.jsonl"));
+    let records = records.to_string_lossy().into_owned();
+    let answers = tmp.path().join("answers.jsonl");
+    let a = answers.to_string_lossy().into_owned();
+    let args = ["eval", "--model", &model, "--records", &records, "--image-root", &d, "--limit", "6"];
+    let out = repic(&[&args[..], &["--max-new-tokens", "8", "--json", "--out", &a]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&answers).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    let tasks = summary.as_object().unwrap();
+    assert_eq!(tasks.values().map(|t| t["records"].as_u64().unwrap()).sum::<u64>(), 6);
+    for (task, t) in tasks {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["method"] == task.as_str()).collect();
+        assert_eq!(t["records"].as_u64().unwrap() as usize, mine.len(), "{task}");
+        let solved = mine
+            .iter()
+            .filter(|r| r["rewards"].as_object().unwrap().values().filter(|v| !v.is_null()).all(|v| v == 1.0))
+            .count();
+        assert_eq!(t["solved"].as_u64().unwrap() as usize, solved, "{task}");
+        for (name, mean) in t["rewards"].as_object().unwrap() {
+            let expect = mine.iter().map(|r| r["rewards"][name].as_f64().unwrap()).sum::<f64>() / mine.len() as f64;
+            assert!((mean.as_f64().unwrap() - expect).abs() < 1e-6, "{task} {name}");
+        }
+    }
+    // Images are looked up relative to --image-root; without it, relative to the records file, where they are not.
+    let bad = repic(&["eval", "--model", &model, "--records", &records, "--limit", "1"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

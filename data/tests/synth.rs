@@ -101,7 +101,14 @@ fn output_is_a_consistent_data_set() {
                 assert!(n.iter().all(|k| answer.expect("a training caption").contains(k.as_str())));
             }
             (Method::Iou, GroundTruth::Box(b)) => assert!(b[0] < b[2] && b[1] < b[3] && b[2] <= 168 && b[3] <= 168),
-            (Method::YesNo, GroundTruth::Text(a)) => assert!(a == "yes" || a == "no"),
+            (Method::YesNo, GroundTruth::Text(a)) => {
+                assert!(a == "yes" || a == "no");
+                // The worked answer for SFT ends in the verdict, which is the first yes/no the reward reads.
+                let why = answer.expect("OCT records carry a worked answer");
+                let opts = repic_rewards::OctOptions { word_boundary: true };
+                assert_eq!(repic_rewards::oct_reward(why, a, &opts), 1.0, "{why}");
+                assert!(why.ends_with(&format!("so the answer is {a}.")), "{why}");
+            }
             other => panic!("unexpected record {other:?}"),
         }
     }
@@ -218,4 +225,20 @@ fn task_mix_parses_and_rejects() {
     generate(&only_vlt, &dir.path().join("v"), false, &mut |_| {}).unwrap();
     let recs = load_records(&dir.path().join("v/train/records.jsonl")).unwrap();
     assert!(recs.iter().all(|r| r.method == Method::Iou));
+}
+
+#[test]
+fn oct_rationale_lists_objects_in_reading_order_then_gives_the_verdict() {
+    use repic_data::synth::{SynthConcept, oct_rationale};
+    // orange (1) plain (0) ball (1); red (0) striped (1) cube (0).
+    let look = |colour, pattern, shape| Look { shape, colour, pattern, ink: 0, accessory: 0, accessory_colour: 2 };
+    let target = SynthConcept { name: "zori".into(), category: "toy".into(), look: look(0, 1, 0) };
+    // In a 168-pixel image: the cube at the bottom right, the ball at the top left (listed first).
+    let objects = [(look(0, 1, 0), [120, 120, 150, 150]), (look(1, 0, 1), [5, 5, 30, 30])];
+    assert_eq!(
+        oct_rationale(&target, &objects, true, 168),
+        "The image shows an orange plain ball at the top left, and a red striped cube at the bottom right. \
+         <zori> is the red striped cube, so the answer is yes."
+    );
+    assert!(oct_rationale(&target, &objects[1..], false, 168).ends_with("so the answer is no."));
 }

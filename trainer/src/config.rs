@@ -28,7 +28,8 @@ pub enum Finetune {
     /// LoRA adapters from `[lora]` on a frozen base; the reference policy is the base (adapters off).
     #[default]
     Lora,
-    /// Every weight of the language model (vision tower frozen); the reference is a frozen copy.
+    /// Every weight of the language model (and of the vision tower unless `freeze_vision`); the reference is a
+    /// frozen copy.
     Full,
 }
 
@@ -49,6 +50,10 @@ pub struct TrainConfig {
     /// `lora` or `full`.
     #[serde(default)]
     pub finetune: Finetune,
+    /// Keep the vision tower (patch embedding, blocks, merger) fixed, as RePIC does. `false` trains it too
+    /// (full fine-tuning only: adapters go on the language model), e.g. for a model trained from scratch.
+    #[serde(default = "default_true")]
+    pub freeze_vision: bool,
     /// LoRA settings (used with `finetune = "lora"`).
     #[serde(default)]
     pub lora: LoraConfig,
@@ -60,6 +65,9 @@ pub struct TrainConfig {
     /// GRPO knobs.
     #[serde(default)]
     pub grpo: GrpoConfig,
+    /// SFT knobs.
+    #[serde(default)]
+    pub sft: SftConfig,
     /// Optimizer and schedule.
     #[serde(default)]
     pub optim: OptimConfig,
@@ -70,6 +78,10 @@ pub struct TrainConfig {
 
 fn default_seed() -> u64 {
     42
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Training records and their images.
@@ -94,6 +106,26 @@ pub struct DataConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// How SFT turns per-token cross-entropies into the loss of an optimizer step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftAverage {
+    /// Mean over every target token of the step (TRL's SFTTrainer): long answers weigh more.
+    #[default]
+    Tokens,
+    /// Mean over each record's target tokens, then over records: a one-word answer (OCT's yes/no) weighs as
+    /// much as a long caption.
+    Sequences,
+}
+
+/// SFT settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// `tokens` or `sequences`.
+    pub loss_average: SftAverage,
 }
 
 /// GRPO settings, TRL's names (grpo.md).
@@ -298,6 +330,12 @@ impl TrainConfig {
         }
         if self.finetune == Finetune::Lora {
             self.lora.matcher().map(drop)?;
+            if !self.freeze_vision {
+                return Err(
+                    "freeze_vision = false needs finetune = \"full\" (LoRA adapters go on the language model only)"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }

@@ -63,7 +63,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 None
             }
             Finetune::Full => {
-                ckpt.model.visual = ckpt.model.visual.clone().no_grad();
+                if cfg.freeze_vision {
+                    ckpt.model.visual = ckpt.model.visual.clone().no_grad();
+                }
                 let needs_reference = cfg.mode == crate::config::Mode::Grpo && cfg.grpo.beta > 0.0;
                 needs_reference.then(|| ckpt.model.valid())
             }
@@ -145,7 +147,9 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
             Finetune::Full => {
                 let (mut model, _) = repic_models::load_qwen_vl::<B>(&dir.join("model"), &self.device)?;
-                model.visual = model.visual.clone().no_grad();
+                if self.cfg.freeze_vision {
+                    model.visual = model.visual.clone().no_grad();
+                }
                 self.ckpt.model = model;
             }
         }

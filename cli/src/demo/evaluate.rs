@@ -94,7 +94,8 @@ pub fn evaluate<B: Backend>(ckpt: &Checkpoint<B>, data: &Path, device: &B::Devic
         sizes.push(p.image_size);
         rec_inputs.push(p.input);
     }
-    let answers = generate_greedy(&engine, &rec_inputs, &ckpt.stop_tokens, 24, 8)?;
+    // As long as GRPO's completions: OCT answers name what the scene shows before the verdict.
+    let answers = generate_greedy(&engine, &rec_inputs, &ckpt.stop_tokens, 64, 8)?;
     let texts: Vec<String> = answers.into_iter().map(|g| g.text).collect();
     let acc = record_accuracy(&records, &texts, &sizes);
     let (p, r, f) = official.rounded();

@@ -153,6 +153,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sft_cfg = config(&[
         "mode=\"sft\"".into(),
         "finetune=\"full\"".into(),
+        // The vision tower starts random: it must learn too.
+        "freeze_vision=false".into(),
         format!("seed={}", a.seed),
         format!("model={}", path_value(&init)),
         format!("output_dir={}", path_value(&a.out.join("sft"))),

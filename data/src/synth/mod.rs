@@ -141,6 +141,8 @@ pub struct Scene {
     pub image: image::RgbImage,
     /// Boxes `[x1, y1, x2, y2]` (end exclusive) of the concepts, in the order asked.
     pub boxes: Vec<[i64; 4]>,
+    /// Boxes of the distractors, in the order given.
+    pub distractor_boxes: Vec<[i64; 4]>,
     /// Label map: 0 background, k the k-th object (concepts first, then distractors).
     pub labels: Vec<u16>,
     /// Brightness factor applied to the whole image.
@@ -154,18 +156,17 @@ pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, rng: &mut i
     let crowd = all.len() as f32;
     let max = (side as f32 * 0.22 / crowd.sqrt().max(1.0)).max(8.0);
     let placed = place(&all, side, side, (max * 0.6).max(7.0), max, rng);
-    let mut boxes = Vec::with_capacity(looks.len());
+    let mut boxes = Vec::with_capacity(all.len());
     for (i, p) in placed.iter().enumerate() {
         let b = canvas.paint(p, i as u16 + 1);
-        if i < looks.len() {
-            // Objects lie inside the image and never overlap, so each covers pixels; the centre is a fallback.
-            let (x, y) = (p.cx as i64, p.cy as i64);
-            boxes.push(b.unwrap_or([x, y, x + 1, y + 1]));
-        }
+        // Objects lie inside the image and never overlap, so each covers pixels; the centre is a fallback.
+        let (x, y) = (p.cx as i64, p.cy as i64);
+        boxes.push(b.unwrap_or([x, y, x + 1, y + 1]));
     }
+    let distractor_boxes = boxes.split_off(looks.len());
     let brightness = rng.random_range(0.85..1.15);
     let labels = canvas.labels.clone();
-    Scene { image: canvas.into_image(brightness), boxes, labels, brightness }
+    Scene { image: canvas.into_image(brightness), boxes, distractor_boxes, labels, brightness }
 }
 
 const OCT_QUESTIONS: [&str; 3] =
@@ -179,6 +180,19 @@ const VLT_QUESTIONS: [&str; 2] = [
 
 fn pick<'a>(options: &[&'a str], rng: &mut impl Rng) -> &'a str {
     options.choose(rng).copied().unwrap_or_default()
+}
+
+/// An object of a scene (concept or distractor) and its box.
+type Object = (Look, [i64; 4]);
+
+/// A scene written to the data set.
+struct Saved {
+    /// Path relative to the output folder.
+    path: String,
+    /// Boxes of the requested concepts, in order.
+    boxes: Vec<[i64; 4]>,
+    /// Every object, concepts first.
+    objects: Vec<Object>,
 }
 
 /// The generator's state while writing one data set.
@@ -195,13 +209,16 @@ impl Gen<'_> {
         (0..n).map(|_| concept::distractor_look(&self.concepts, &mut self.rng)).collect()
     }
 
-    /// Render and save a scene with concepts `idx`; returns its path and the concepts' boxes.
-    fn scene(&mut self, rel: String, idx: &[usize]) -> Result<(String, Vec<[i64; 4]>), DataError> {
+    /// Render and save a scene with concepts `idx`; returns its path, the concepts' boxes and every object
+    /// (concepts and distractors) with its box.
+    fn scene(&mut self, rel: String, idx: &[usize]) -> Result<Saved, DataError> {
         let looks: Vec<Look> = idx.iter().map(|&i| self.concepts[i].look).collect();
         let distractors = self.distractors();
         let s = render_scene(&looks, &distractors, self.cfg.scene_size, &mut self.rng);
         self.stage.png(&rel, &s.image)?;
-        Ok((rel, s.boxes))
+        let objects = looks.iter().zip(&s.boxes).chain(distractors.iter().zip(&s.distractor_boxes));
+        let objects = objects.map(|(l, b)| (*l, *b)).collect();
+        Ok(Saved { path: rel, boxes: s.boxes, objects })
     }
 
     fn reference(&mut self, i: usize) -> String {
@@ -228,7 +245,8 @@ impl Gen<'_> {
                 if positive {
                     present.insert(0, target);
                 }
-                let (scene, _) = self.scene(rel, &present)?;
+                let Saved { path: scene, objects, .. } = self.scene(rel, &present)?;
+                answer = Some(oct_rationale(&self.concepts[target], &objects, positive, self.cfg.scene_size));
                 let q = pick(&OCT_QUESTIONS, &mut self.rng).replace("{}", &key);
                 let problem = format!(
                     "As an evaluation expert, your task is to verify whether the object identified as {key} in the first image is also present in the second image. Answer with yes or no. {q}"
@@ -240,13 +258,13 @@ impl Gen<'_> {
                 let extra = self.rng.random_range(0..=2.min(n - 1));
                 let mut present = vec![target];
                 present.extend(self.others(&[target], extra));
-                let (scene, boxes) = self.scene(rel, &present)?;
+                let Saved { path: scene, boxes, .. } = self.scene(rel, &present)?;
                 let expr = self.concepts[target].look.referring_expression();
                 let problem = pick(&VLT_QUESTIONS, &mut self.rng).replace("{}", &expr);
                 (vec![scene], problem, GroundTruth::Box(boxes[0].to_vec()))
             }
             Method::YesNoName => {
-                let (scene, boxes) = self.scene(rel, &[target])?;
+                let Saved { path: scene, boxes, .. } = self.scene(rel, &[target])?;
                 answer = Some(training_caption(&[&self.concepts[target]], &boxes, self.cfg.scene_size));
                 let q = pick(&CAPTION_QUESTIONS, &mut self.rng);
                 let problem = format!(
@@ -259,7 +277,7 @@ impl Gen<'_> {
                 let mut present = vec![target];
                 present.extend(self.others(&[target], k - 1));
                 let mut images: Vec<String> = present.iter().map(|&i| self.reference(i)).collect();
-                let (scene, boxes) = self.scene(rel, &present)?;
+                let Saved { path: scene, boxes, .. } = self.scene(rel, &present)?;
                 images.push(scene);
                 let looks: Vec<&SynthConcept> = present.iter().map(|&i| &self.concepts[i]).collect();
                 answer = Some(training_caption(&looks, &boxes, self.cfg.scene_size));
@@ -327,7 +345,7 @@ pub fn oracle_caption(concepts: &[&SynthConcept], boxes: &[[i64; 4]], side: u32)
     let parts: Vec<String> = concepts
         .iter()
         .zip(boxes)
-        .map(|(c, b)| format!("{} (a {}) at the {}", c.key(), c.look.description(), position(b, side)))
+        .map(|(c, b)| format!("{} ({}) at the {}", c.key(), a_or_an(&c.look.description()), position(b, side)))
         .collect();
     format!("In this image we see {} on a pastel background.", parts.join(", and "))
 }
@@ -341,6 +359,29 @@ pub fn training_caption(concepts: &[&SynthConcept], boxes: &[[i64; 4]], side: u3
         .map(|(c, b)| format!("In this image, {} is at the {}. {}", c.key(), position(b, side), c.info_text()))
         .collect();
     format!("{} The scene has a plain pastel background.", parts.join(" "))
+}
+
+/// `phrase` with its indefinite article ("an orange ball", "a red cube").
+fn a_or_an(phrase: &str) -> String {
+    let vowel = phrase.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {phrase}", if vowel { "an" } else { "a" })
+}
+
+/// A worked OCT answer for supervised fine-tuning: every object of the scene in reading order with its look and
+/// place, then which look the concept has, then the verdict (the OCT reward reads the first yes/no word, and
+/// the text before the verdict holds neither).
+pub fn oct_rationale(target: &SynthConcept, objects: &[(Look, [i64; 4])], present: bool, side: u32) -> String {
+    let mut order: Vec<&Object> = objects.iter().collect();
+    order.sort_by_key(|(_, b)| ((b[1] + b[3]) * 3 / (2 * i64::from(side)), b[0] + b[2]));
+    let seen: Vec<String> =
+        order.iter().map(|(l, b)| format!("{} at the {}", a_or_an(&l.description()), position(b, side))).collect();
+    let verdict = if present { "yes" } else { "no" };
+    format!(
+        "The image shows {}. {} is the {}, so the answer is {verdict}.",
+        seen.join(", and "),
+        target.key(),
+        target.look.description()
+    )
 }
 
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
@@ -428,7 +469,7 @@ pub fn generate(
             let mut idx: Vec<usize> = (0..g.concepts.len()).collect();
             idx.shuffle(&mut g.rng);
             idx.truncate(k);
-            let (path, bx) = g.scene(format!("eval/images/q{k}_{i:04}.png"), &idx)?;
+            let Saved { path, boxes: bx, .. } = g.scene(format!("eval/images/q{k}_{i:04}.png"), &idx)?;
             let keys: Vec<String> = idx.iter().map(|&c| g.concepts[c].key()).collect();
             let question = pick(&CAPTION_QUESTIONS, &mut g.rng).to_string();
             let caption = oracle_caption(&idx.iter().map(|&c| &g.concepts[c]).collect::<Vec<_>>(), &bx, cfg.scene_size);
