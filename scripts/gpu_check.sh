@@ -34,6 +34,8 @@ nvrtc=$(find /usr/local /opt /usr/lib -name 'libnvrtc.so*' 2>/dev/null | sort | 
 say "nvrtc: ${nvrtc:-not found}"
 repic=$PWD/.gpu/repic
 
+work=/tmp/repic-gpu && rm -rf "$work" && mkdir -p "$work"
+
 # 1. Test suites on the CUDA backend (one binary at a time, 200 s for all of them).
 tests_end=$((t0 + 200))
 for t in .gpu/tests/*; do
@@ -41,15 +43,16 @@ for t in .gpu/tests/*; do
   left=$((tests_end - $(date +%s)))
   if [ "$left" -lt 10 ]; then say "test $name: skipped (test time spent)"; continue; fi
   s=$(date +%s)
-  timeout "$left" "$t" --test-threads=1 > "$out/test-$name.log" 2>&1
+  timeout "$left" "$t" --test-threads=1 > "$work/test.log" 2>&1
   rc=$?
-  say "test $name: rc=$rc in $(($(date +%s) - s)) s: $(grep -E '^test result' "$out/test-$name.log" | tail -1)"
-  grep -E '^test .* FAILED|panicked' "$out/test-$name.log" | head -5 | tee -a "$out/summary.txt"
+  say "test $name: rc=$rc in $(($(date +%s) - s)) s: $(grep -E '^test result' "$work/test.log" | tail -1)"
+  # The failure messages (the device returns at most 8 files, so every test's log goes into one).
+  grep -A2 'panicked' "$work/test.log" | head -30 | tee -a "$out/summary.txt"
+  { echo "## $name"; cat "$work/test.log"; } >> "$out/tests.log"
 done
 
 # 2. A Qwen2-VL-2B-shaped model: generation throughput (repic vs transformers, float32) and GRPO steps of the
 #    RePIC config (LoRA r64, G = 8) on it.
-work=/tmp/repic-gpu && rm -rf "$work" && mkdir -p "$work"
 "$repic" synth --out "$work/data" --concepts 8 --records 64 --eval-records 2 --eval-queries 2 > /dev/null 2>&1
 bench=$work/qwen2vl-2b-shape
 s=$(date +%s)
@@ -70,7 +73,7 @@ capped 100 "$repic" train --config configs/repic-qwen2.5vl-7b.toml --set "model=
   --set "data.image_root=\"$work/data\"" --set data.max_pixels=200704 --set train.max_steps=3 \
   --set grpo.max_completion_length=64 --set train.save_steps=0 --log warn > "$out/train-bench.log" 2>&1
 say "repic train (RePIC config, 2B-shaped, 3 steps): rc=$? in $(($(date +%s) - s)) s"
-cp "$work/run/metrics.jsonl" "$out/train-bench-metrics.jsonl" 2> /dev/null
+cat "$work/run/metrics.jsonl" >> "$out/summary.txt" 2> /dev/null
 nvidia-smi --query-gpu=memory.used --format=csv,noheader | tee -a "$out/summary.txt"
 
 # 3. The quick demo, if time is left.

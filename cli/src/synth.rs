@@ -42,6 +42,10 @@ pub struct Args {
     /// Task shares, e.g. `oct=0.345,vlt=0.345,ict=0.263,ict_multi=0.047` (RePIC's mix, the default).
     #[arg(long, value_parser = TaskMix::parse)]
     mix: Option<TaskMix>,
+    /// Give every concept its own body colour and distractors the colours no concept has (recognition by colour
+    /// alone; at most 10 concepts).
+    #[arg(long)]
+    distinct_colours: bool,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -60,6 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ref_size: a.ref_size,
         max_distractors: a.max_distractors,
         mix: a.mix.unwrap_or_default(),
+        distinct_colours: a.distinct_colours,
     };
     let bar = ProgressBar::new(total_images(&cfg) as u64);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images ({elapsed})")?);

@@ -168,7 +168,7 @@ fn assert_box_shows_concept(png: &image::RgbImage, b: &[i64], concept: &Value) {
 #[test]
 fn scene_boxes_are_tight_around_each_concept_and_unoccluded() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let concepts = draw_concepts(8, &mut rng);
+    let concepts = draw_concepts(8, false, &mut rng);
     for n in 1..=4 {
         let looks: Vec<Look> = concepts.iter().take(n).map(|c| c.look).collect();
         let distractors: Vec<Look> = concepts.iter().skip(6).map(|c| c.look).collect();
@@ -207,6 +207,9 @@ fn refuses_existing_output_and_bad_options() {
     assert_eq!(std::fs::read(out.join("keep.txt")).unwrap(), b"mine");
     let bad = SynthConfig { concepts: 2, ..small(1) };
     assert!(generate(&bad, &dir.path().join("x"), false, &mut |_| {}).is_err());
+    let bad = SynthConfig { concepts: 11, distinct_colours: true, ..small(1) };
+    let e = generate(&bad, &dir.path().join("x"), false, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("distinct_colours"), "{e}");
     assert!(!dir.path().join("x").exists());
     generate(&small(1), &out, true, &mut |_| {}).unwrap();
     assert!(!out.join("keep.txt").exists() && out.join("manifest.json").is_file());
@@ -241,4 +244,24 @@ fn oct_rationale_lists_objects_in_reading_order_then_gives_the_verdict() {
          <zori> is the red striped cube, so the answer is yes."
     );
     assert!(oct_rationale(&target, &objects[1..], false, 168).ends_with("so the answer is no."));
+}
+
+#[test]
+fn distinct_colours_give_each_concept_its_colour_and_distractors_the_rest() {
+    let cfg = SynthConfig { concepts: 8, max_distractors: 2, distinct_colours: true, ..small(5) };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let manifest = generate(&cfg, &out, false, &mut |_| {}).unwrap();
+    let colours: Vec<&str> = manifest.concepts.iter().map(|c| c["colour"].as_str().unwrap()).collect();
+    let mut unique = colours.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 8, "{colours:?}");
+    // The same concepts as the data set (drawn first from the seed); distractors never take their colours.
+    let concepts = repic_data::synth::draw_concepts(8, true, &mut ChaCha8Rng::seed_from_u64(5));
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for _ in 0..200 {
+        let l = repic_data::synth::distractor_look(&concepts, true, &mut rng);
+        assert!(concepts.iter().all(|c| c.look.colour != l.colour), "{l:?}");
+    }
 }

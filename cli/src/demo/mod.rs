@@ -72,6 +72,7 @@ impl Plan {
             max_distractors: 1,
             // More OCT and fewer VLT records than RePIC's mix: the tiny model learns recognition from scratch.
             mix: TaskMix { oct: 0.45, vlt: 0.1, ict: 0.2, ict_multi: 0.25 },
+            distinct_colours: false,
         };
         Plan { synth, sft_epochs: if quick { 2 } else { 6 }, grpo_steps: if quick { 4 } else { 200 } }
     }

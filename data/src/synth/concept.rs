@@ -164,12 +164,17 @@ impl SynthConcept {
     }
 }
 
-/// Draw `n` concepts whose (colour, pattern, shape) are pairwise distinct, with distinct names.
-pub fn draw_concepts(n: usize, rng: &mut impl Rng) -> Vec<SynthConcept> {
+/// Draw `n` concepts whose (colour, pattern, shape) are pairwise distinct, with distinct names; with
+/// `distinct_colours` (at most [`COLOURS`]`.len()` concepts) no two share a body colour either.
+pub fn draw_concepts(n: usize, distinct_colours: bool, rng: &mut impl Rng) -> Vec<SynthConcept> {
     let mut identities: Vec<(usize, usize, usize)> = (0..COLOURS.len())
         .flat_map(|c| (0..PATTERNS.len()).flat_map(move |p| (0..SHAPES.len()).map(move |s| (c, p, s))))
         .collect();
     identities.shuffle(rng);
+    if distinct_colours {
+        let mut used = [false; COLOURS.len()];
+        identities.retain(|&(c, _, _)| !std::mem::replace(&mut used[c], true));
+    }
     let mut names: Vec<String> = Vec::new();
     identities
         .into_iter()
@@ -193,11 +198,14 @@ pub fn draw_concepts(n: usize, rng: &mut impl Rng) -> Vec<SynthConcept> {
 /// How many concepts [`draw_concepts`] can draw at most.
 pub const MAX_CONCEPTS: usize = COLOURS.len() * PATTERNS.len() * SHAPES.len();
 
-/// A look that no concept in `concepts` shares its (colour, pattern, shape) with: a distractor.
-pub fn distractor_look(concepts: &[SynthConcept], rng: &mut impl Rng) -> Look {
+/// A look that no concept in `concepts` shares its (colour, pattern, shape) with: a distractor. With
+/// `distinct_colours` its body colour is one no concept has (when one is left).
+pub fn distractor_look(concepts: &[SynthConcept], distinct_colours: bool, rng: &mut impl Rng) -> Look {
+    let free = distinct_colours && concepts.len() < COLOURS.len();
     loop {
         let l = Look::random(rng);
-        if concepts.iter().all(|c| c.look.identity() != l.identity()) {
+        let clash = |c: &SynthConcept| c.look.identity() == l.identity() || (free && c.look.colour == l.colour);
+        if !concepts.iter().any(clash) {
             return l;
         }
     }

@@ -15,7 +15,9 @@ use repic_rewards::{GroundTruth, Method};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub use concept::{ACCESSORIES, COLOURS, Look, MAX_CONCEPTS, PATTERNS, SHAPES, SynthConcept, draw_concepts};
+pub use concept::{
+    ACCESSORIES, COLOURS, Look, MAX_CONCEPTS, PATTERNS, SHAPES, SynthConcept, distractor_look, draw_concepts,
+};
 pub use render::{Canvas, Placed, place};
 
 use crate::{CaptionResult, Concept, ConceptDb, DataError, Fingerprint, Images, Info, Record};
@@ -101,6 +103,9 @@ pub struct SynthConfig {
     pub max_distractors: usize,
     /// Task shares of the training records.
     pub mix: TaskMix,
+    /// No two concepts share a body colour, and distractors take colours no concept has: recognition by colour
+    /// alone (an easier set for models trained from scratch; at most 10 concepts).
+    pub distinct_colours: bool,
 }
 
 impl Default for SynthConfig {
@@ -116,6 +121,7 @@ impl Default for SynthConfig {
             ref_size: 112,
             max_distractors: 2,
             mix: TaskMix::default(),
+            distinct_colours: false,
         }
     }
 }
@@ -206,7 +212,7 @@ struct Gen<'a> {
 impl Gen<'_> {
     fn distractors(&mut self) -> Vec<Look> {
         let n = self.rng.random_range(0..=self.cfg.max_distractors);
-        (0..n).map(|_| concept::distractor_look(&self.concepts, &mut self.rng)).collect()
+        (0..n).map(|_| concept::distractor_look(&self.concepts, self.cfg.distinct_colours, &mut self.rng)).collect()
     }
 
     /// Render and save a scene with concepts `idx`; returns its path, the concepts' boxes and every object
@@ -394,6 +400,9 @@ fn check(cfg: &SynthConfig) -> Result<(), String> {
     if cfg.concepts < 4 || cfg.concepts > limit {
         return Err(format!("concepts must be between 4 and {limit} (4-concept queries need at least 4)"));
     }
+    if cfg.distinct_colours && cfg.concepts > COLOURS.len() {
+        return Err(format!("distinct_colours allows at most {} concepts (one per colour)", COLOURS.len()));
+    }
     if cfg.refs_per_concept == 0 {
         return Err("refs_per_concept must be at least 1".into());
     }
@@ -417,7 +426,7 @@ pub fn generate(
         return Err(DataError::Invalid { path: out.into(), msg: "already exists (pass --force to replace it)".into() });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let concepts = draw_concepts(cfg.concepts, &mut rng);
+    let concepts = draw_concepts(cfg.concepts, cfg.distinct_colours, &mut rng);
     let mut g = Gen { cfg, rng, concepts, stage: Staging::new(out, progress)? };
     let mut counts = IndexMap::new();
 
