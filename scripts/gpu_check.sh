@@ -68,11 +68,11 @@ for run in "--batch 1" "--group 8"; do
   say "generate $run: repic $ours | transformers $theirs"
 done
 s=$(date +%s)
-capped 100 "$repic" train --config configs/repic-qwen2.5vl-7b.toml --set "model=\"$bench\"" \
+capped 120 "$repic" train --config configs/repic-qwen2.5vl-7b.toml --set "model=\"$bench\"" \
   --set "output_dir=\"$work/run\"" --set "data.train=\"$work/data/train/records.jsonl\"" \
-  --set "data.image_root=\"$work/data\"" --set data.max_pixels=200704 --set train.max_steps=3 \
-  --set grpo.max_completion_length=64 --set train.save_steps=0 --log warn > "$out/train-bench.log" 2>&1
-say "repic train (RePIC config, 2B-shaped, 3 steps): rc=$? in $(($(date +%s) - s)) s"
+  --set "data.image_root=\"$work/data\"" --set data.max_pixels=200704 --set train.max_steps=2 \
+  --set grpo.max_completion_length=32 --set train.save_steps=0 --log warn > "$out/train-bench.log" 2>&1
+say "repic train (RePIC config, 2B-shaped, 2 steps of 32-token completions): rc=$? in $(($(date +%s) - s)) s"
 cat "$work/run/metrics.jsonl" >> "$out/summary.txt" 2> /dev/null
 nvidia-smi --query-gpu=memory.used --format=csv,noheader | tee -a "$out/summary.txt"
 
