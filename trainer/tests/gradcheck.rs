@@ -113,7 +113,10 @@ fn vision_linear<'a, B: Backend>(m: &'a mut QwenVl<B>, which: &str) -> &'a mut b
         "blocks.0.attn.qkv" => &mut m.visual.blocks[0].attn.qkv,
         "blocks.1.mlp.fc" => {
             let mlp = &mut m.visual.blocks[1].mlp;
-            if mlp.fc1.is_some() { mlp.fc1.as_mut().unwrap() } else { mlp.up_proj.as_mut().unwrap() }
+            match (&mut mlp.fc1, &mut mlp.up_proj) {
+                (Some(l), _) | (None, Some(l)) => l,
+                _ => panic!("vision MLP without an input layer"),
+            }
         }
         _ => &mut m.visual.merger.fc_out,
     }
