@@ -1,13 +1,14 @@
 //! `repic eval`: greedy answers of a checkpoint (optionally with a PEFT adapter) to RePIC-format records, scored
 //! with the training rewards: per task the mean of each reward function and the share of records solved.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use burn::tensor::backend::Backend;
 use indexmap::IndexMap;
-use repic_data::{PromptBuilder, load_records};
+use repic_data::{PromptBuilder, Record, load_records};
 use repic_eval::runner::generate_greedy;
-use repic_models::{Checkpoint, DefaultBackend as Backend, default_device};
+use repic_models::{Checkpoint, DefaultBackend, Generation, default_device};
 use repic_rewards::{RewardConfig, RewardSet, Sample};
 use repic_trainer::TrainConfig;
 use serde::Serialize;
@@ -60,6 +61,38 @@ struct TaskSummary {
     rewards: IndexMap<String, f64>,
 }
 
+/// What [`answer_records`] returns, one entry per record.
+pub struct Answers {
+    /// The greedy generations.
+    pub gens: Vec<Generation>,
+    /// Width and height of the query image as the model saw it.
+    pub sizes: Vec<Option<(u32, u32)>>,
+}
+
+/// Greedy answers of `ckpt` to every record, each with its training prompt (random task suffix from `seed`
+/// and the record's index, images under `image_root`), decoded `batch` at a time; also the size of each
+/// record's query image as the model saw it (for box rewards).
+pub fn answer_records<B: Backend>(
+    ckpt: &Checkpoint<B>,
+    records: &[Record],
+    image_root: &Path,
+    seed: u64,
+    max_new_tokens: usize,
+    batch: usize,
+    device: &B::Device,
+) -> anyhow::Result<Answers> {
+    let builder = PromptBuilder::new(seed);
+    let mut inputs = Vec::with_capacity(records.len());
+    let mut sizes = Vec::with_capacity(records.len());
+    for i in 0..records.len() {
+        let p = repic_trainer::rollout::prepare(ckpt, records, i, i as u64, &builder, image_root)?;
+        sizes.push(p.image_size);
+        inputs.push(p.input);
+    }
+    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, max_new_tokens, batch)?;
+    Ok(Answers { gens, sizes })
+}
+
 /// Run `repic eval`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let reward_cfg = match &a.config {
@@ -74,22 +107,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => a.records.parent().map(PathBuf::from).unwrap_or_default(),
     };
     let dev = default_device();
-    let mut ckpt = Checkpoint::<Backend>::load(&a.model, &dev)?;
+    let mut ckpt = Checkpoint::<DefaultBackend>::load(&a.model, &dev)?;
     if let Some(adapter) = &a.adapter {
         repic_models::load_peft(&mut ckpt.model, adapter, &dev)
             .with_context(|| format!("loading the adapter {}", adapter.display()))?;
     }
-    let builder = PromptBuilder::new(a.seed);
-    let mut inputs = Vec::with_capacity(records.len());
-    let mut sizes = Vec::with_capacity(records.len());
-    for i in 0..records.len() {
-        let p = repic_trainer::rollout::prepare(&ckpt, &records, i, i as u64, &builder, &root)
-            .with_context(|| format!("{}", a.records.display()))?;
-        sizes.push(p.image_size);
-        inputs.push(p.input);
-    }
-    let engine = ckpt.engine(&dev);
-    let gens = generate_greedy(&engine, &inputs, &ckpt.stop_tokens, a.max_new_tokens, a.batch)?;
+    let Answers { gens, sizes } = answer_records(&ckpt, &records, &root, a.seed, a.max_new_tokens, a.batch, &dev)
+        .with_context(|| format!("{}", a.records.display()))?;
     let names = rewards.names();
     let mut tasks: IndexMap<String, TaskSummary> = IndexMap::new();
     let mut lines = String::new();

@@ -63,9 +63,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 None
             }
             Finetune::Full => {
-                if cfg.freeze_vision {
-                    ckpt.model.visual = ckpt.model.visual.clone().no_grad();
-                }
+                freeze_vision_if_asked(&mut ckpt.model, &cfg);
                 let needs_reference = cfg.mode == crate::config::Mode::Grpo && cfg.grpo.beta > 0.0;
                 needs_reference.then(|| ckpt.model.valid())
             }
@@ -93,6 +91,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             warmup,
             device,
         })
+    }
+}
+
+/// Full fine-tuning: stop the vision tower's gradients when the config keeps it frozen.
+fn freeze_vision_if_asked<B: AutodiffBackend>(model: &mut QwenVl<B>, cfg: &TrainConfig) {
+    if cfg.freeze_vision {
+        model.visual = model.visual.clone().no_grad();
     }
 }
 
@@ -147,9 +152,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
             Finetune::Full => {
                 let (mut model, _) = repic_models::load_qwen_vl::<B>(&dir.join("model"), &self.device)?;
-                if self.cfg.freeze_vision {
-                    model.visual = model.visual.clone().no_grad();
-                }
+                freeze_vision_if_asked(&mut model, &self.cfg);
                 self.ckpt.model = model;
             }
         }

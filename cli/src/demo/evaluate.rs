@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use burn::tensor::backend::Backend;
-use repic_data::{CaptionResult, ConceptDb, PromptBuilder, Record, load_query_list, load_records};
+use repic_data::{CaptionResult, ConceptDb, Record, load_query_list, load_records};
 use repic_eval::runner::{caption_prompt, generate_greedy, record_accuracy};
 use repic_eval::{score_name_aware, score_official};
 use repic_models::{Checkpoint, VlInput};
@@ -86,16 +86,9 @@ pub fn evaluate<B: Backend>(ckpt: &Checkpoint<B>, data: &Path, device: &B::Devic
         .into_iter()
         .filter(|r| matches!(r.method, repic_rewards::Method::YesNo | repic_rewards::Method::Iou))
         .collect();
-    let builder = PromptBuilder::new(0);
-    let mut rec_inputs = Vec::with_capacity(records.len());
-    let mut sizes = Vec::with_capacity(records.len());
-    for i in 0..records.len() {
-        let p = repic_trainer::rollout::prepare(ckpt, &records, i, i as u64, &builder, data)?;
-        sizes.push(p.image_size);
-        rec_inputs.push(p.input);
-    }
     // As long as GRPO's completions: OCT answers name what the scene shows before the verdict.
-    let answers = generate_greedy(&engine, &rec_inputs, &ckpt.stop_tokens, 64, 8)?;
+    let crate::eval_cmd::Answers { gens: answers, sizes } =
+        crate::eval_cmd::answer_records(ckpt, &records, data, 0, 64, 8, device)?;
     let texts: Vec<String> = answers.into_iter().map(|g| g.text).collect();
     let acc = record_accuracy(&records, &texts, &sizes);
     let (p, r, f) = official.rounded();
