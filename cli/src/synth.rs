@@ -46,6 +46,9 @@ pub struct Args {
     /// alone; at most 10 concepts).
     #[arg(long)]
     distinct_colours: bool,
+    /// Flat grey backgrounds at one brightness (no gradients, noise or lighting changes).
+    #[arg(long)]
+    plain_background: bool,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -65,6 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         max_distractors: a.max_distractors,
         mix: a.mix.unwrap_or_default(),
         distinct_colours: a.distinct_colours,
+        plain_background: a.plain_background,
     };
     let bar = ProgressBar::new(total_images(&cfg) as u64);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images ({elapsed})")?);

@@ -172,7 +172,7 @@ fn scene_boxes_are_tight_around_each_concept_and_unoccluded() {
     for n in 1..=4 {
         let looks: Vec<Look> = concepts.iter().take(n).map(|c| c.look).collect();
         let distractors: Vec<Look> = concepts.iter().skip(6).map(|c| c.look).collect();
-        let s = render_scene(&looks, &distractors, 224, &mut rng);
+        let s = render_scene(&looks, &distractors, 224, false, &mut rng);
         assert_eq!(s.boxes.len(), n);
         for (i, b) in s.boxes.iter().enumerate() {
             let id = i as u16 + 1;
@@ -231,19 +231,25 @@ fn task_mix_parses_and_rejects() {
 }
 
 #[test]
-fn oct_rationale_lists_objects_in_reading_order_then_gives_the_verdict() {
+fn oct_rationale_names_the_look_then_whether_it_is_seen_then_the_verdict() {
     use repic_data::synth::{SynthConcept, oct_rationale};
-    // orange (1) plain (0) ball (1); red (0) striped (1) cube (0).
-    let look = |colour, pattern, shape| Look { shape, colour, pattern, ink: 0, accessory: 0, accessory_colour: 2 };
-    let target = SynthConcept { name: "zori".into(), category: "toy".into(), look: look(0, 1, 0) };
-    // In a 168-pixel image: the cube at the bottom right, the ball at the top left (listed first).
-    let objects = [(look(0, 1, 0), [120, 120, 150, 150]), (look(1, 0, 1), [5, 5, 30, 30])];
+    // orange (1) plain (0) ball (1).
+    let look = Look { shape: 1, colour: 1, pattern: 0, ink: 0, accessory: 0, accessory_colour: 2 };
+    let target = SynthConcept { name: "zori".into(), category: "toy".into(), look };
     assert_eq!(
-        oct_rationale(&target, &objects, true, 168),
-        "The image shows an orange plain ball at the top left, and a red striped cube at the bottom right. \
-         <zori> is the red striped cube, so the answer is yes."
+        oct_rationale(&target, true),
+        "<zori> is the orange plain ball. I see an orange plain ball in the image, so the answer is yes."
     );
-    assert!(oct_rationale(&target, &objects[1..], false, 168).ends_with("so the answer is no."));
+    let no = oct_rationale(&target, false);
+    assert_eq!(
+        no,
+        "<zori> is the orange plain ball. I do not see an orange plain ball in the image, so the answer is no."
+    );
+    // The OCT reward reads the first yes/no word: it must be the verdict.
+    for (text, verdict) in [(oct_rationale(&target, true), "yes"), (no, "no")] {
+        let first = text.split(|c: char| !c.is_alphanumeric()).find(|w| *w == "yes" || *w == "no");
+        assert_eq!(first, Some(verdict), "{text}");
+    }
 }
 
 #[test]
@@ -264,4 +270,19 @@ fn distinct_colours_give_each_concept_its_colour_and_distractors_the_rest() {
         let l = repic_data::synth::distractor_look(&concepts, true, &mut rng);
         assert!(concepts.iter().all(|c| c.look.colour != l.colour), "{l:?}");
     }
+}
+
+#[test]
+fn plain_backgrounds_are_one_flat_grey_outside_the_objects() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let concepts = draw_concepts(4, false, &mut rng);
+    let looks: Vec<Look> = concepts.iter().take(2).map(|c| c.look).collect();
+    let grey = |img: &image::RgbImage| img.pixels().filter(|p| p.0 == [215, 215, 215]).count();
+    let s = render_scene(&looks, &[concepts[3].look], 112, true, &mut rng);
+    assert_eq!(s.brightness, 1.0);
+    let background = s.labels.iter().filter(|&&l| l == 0).count();
+    // Every background pixel is the grey except the few an object edge covers by less than half.
+    assert!(grey(&s.image) > background * 9 / 10, "{} grey of {background} background pixels", grey(&s.image));
+    let g = render_scene(&looks, &[], 112, false, &mut rng);
+    assert!(grey(&g.image) < 112, "the default gradient background is not flat");
 }

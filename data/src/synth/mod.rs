@@ -106,6 +106,8 @@ pub struct SynthConfig {
     /// No two concepts share a body colour, and distractors take colours no concept has: recognition by colour
     /// alone (an easier set for models trained from scratch; at most 10 concepts).
     pub distinct_colours: bool,
+    /// Flat grey backgrounds at one brightness instead of random gradients with noise (another easier set).
+    pub plain_background: bool,
 }
 
 impl Default for SynthConfig {
@@ -122,6 +124,7 @@ impl Default for SynthConfig {
             max_distractors: 2,
             mix: TaskMix::default(),
             distinct_colours: false,
+            plain_background: false,
         }
     }
 }
@@ -155,9 +158,10 @@ pub struct Scene {
     pub brightness: f32,
 }
 
-/// Render a scene of `looks` (each gets a box) plus `distractors` other objects on a random background.
-pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, rng: &mut impl Rng) -> Scene {
-    let mut canvas = Canvas::background(side, side, rng);
+/// Render a scene of `looks` (each gets a box) plus `distractors` other objects on a random background (a flat
+/// grey one at brightness 1 if `plain`).
+pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, plain: bool, rng: &mut impl Rng) -> Scene {
+    let mut canvas = Canvas::background(side, side, plain, rng);
     let all: Vec<Look> = looks.iter().chain(distractors).copied().collect();
     let crowd = all.len() as f32;
     let max = (side as f32 * 0.22 / crowd.sqrt().max(1.0)).max(8.0);
@@ -170,7 +174,7 @@ pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, rng: &mut i
         boxes.push(b.unwrap_or([x, y, x + 1, y + 1]));
     }
     let distractor_boxes = boxes.split_off(looks.len());
-    let brightness = rng.random_range(0.85..1.15);
+    let brightness = if plain { 1.0 } else { rng.random_range(0.85..1.15) };
     let labels = canvas.labels.clone();
     Scene { image: canvas.into_image(brightness), boxes, distractor_boxes, labels, brightness }
 }
@@ -188,17 +192,12 @@ fn pick<'a>(options: &[&'a str], rng: &mut impl Rng) -> &'a str {
     options.choose(rng).copied().unwrap_or_default()
 }
 
-/// An object of a scene (concept or distractor) and its box.
-type Object = (Look, [i64; 4]);
-
 /// A scene written to the data set.
 struct Saved {
     /// Path relative to the output folder.
     path: String,
     /// Boxes of the requested concepts, in order.
     boxes: Vec<[i64; 4]>,
-    /// Every object, concepts first.
-    objects: Vec<Object>,
 }
 
 /// The generator's state while writing one data set.
@@ -215,16 +214,14 @@ impl Gen<'_> {
         (0..n).map(|_| concept::distractor_look(&self.concepts, self.cfg.distinct_colours, &mut self.rng)).collect()
     }
 
-    /// Render and save a scene with concepts `idx`; returns its path, the concepts' boxes and every object
-    /// (concepts and distractors) with its box.
+    /// Render and save a scene with concepts `idx` (plus random distractors); returns its path and the concepts'
+    /// boxes.
     fn scene(&mut self, rel: String, idx: &[usize]) -> Result<Saved, DataError> {
         let looks: Vec<Look> = idx.iter().map(|&i| self.concepts[i].look).collect();
         let distractors = self.distractors();
-        let s = render_scene(&looks, &distractors, self.cfg.scene_size, &mut self.rng);
+        let s = render_scene(&looks, &distractors, self.cfg.scene_size, self.cfg.plain_background, &mut self.rng);
         self.stage.png(&rel, &s.image)?;
-        let objects = looks.iter().zip(&s.boxes).chain(distractors.iter().zip(&s.distractor_boxes));
-        let objects = objects.map(|(l, b)| (*l, *b)).collect();
-        Ok(Saved { path: rel, boxes: s.boxes, objects })
+        Ok(Saved { path: rel, boxes: s.boxes })
     }
 
     fn reference(&mut self, i: usize) -> String {
@@ -251,8 +248,8 @@ impl Gen<'_> {
                 if positive {
                     present.insert(0, target);
                 }
-                let Saved { path: scene, objects, .. } = self.scene(rel, &present)?;
-                answer = Some(oct_rationale(&self.concepts[target], &objects, positive, self.cfg.scene_size));
+                let scene = self.scene(rel, &present)?.path;
+                answer = Some(oct_rationale(&self.concepts[target], positive));
                 let q = pick(&OCT_QUESTIONS, &mut self.rng).replace("{}", &key);
                 let problem = format!(
                     "As an evaluation expert, your task is to verify whether the object identified as {key} in the first image is also present in the second image. Answer with yes or no. {q}"
@@ -264,13 +261,13 @@ impl Gen<'_> {
                 let extra = self.rng.random_range(0..=2.min(n - 1));
                 let mut present = vec![target];
                 present.extend(self.others(&[target], extra));
-                let Saved { path: scene, boxes, .. } = self.scene(rel, &present)?;
+                let Saved { path: scene, boxes } = self.scene(rel, &present)?;
                 let expr = self.concepts[target].look.referring_expression();
                 let problem = pick(&VLT_QUESTIONS, &mut self.rng).replace("{}", &expr);
                 (vec![scene], problem, GroundTruth::Box(boxes[0].to_vec()))
             }
             Method::YesNoName => {
-                let Saved { path: scene, boxes, .. } = self.scene(rel, &[target])?;
+                let Saved { path: scene, boxes } = self.scene(rel, &[target])?;
                 answer = Some(training_caption(&[&self.concepts[target]], &boxes, self.cfg.scene_size));
                 let q = pick(&CAPTION_QUESTIONS, &mut self.rng);
                 let problem = format!(
@@ -283,7 +280,7 @@ impl Gen<'_> {
                 let mut present = vec![target];
                 present.extend(self.others(&[target], k - 1));
                 let mut images: Vec<String> = present.iter().map(|&i| self.reference(i)).collect();
-                let Saved { path: scene, boxes, .. } = self.scene(rel, &present)?;
+                let Saved { path: scene, boxes } = self.scene(rel, &present)?;
                 images.push(scene);
                 let looks: Vec<&SynthConcept> = present.iter().map(|&i| &self.concepts[i]).collect();
                 answer = Some(training_caption(&looks, &boxes, self.cfg.scene_size));
@@ -373,21 +370,14 @@ fn a_or_an(phrase: &str) -> String {
     format!("{} {phrase}", if vowel { "an" } else { "a" })
 }
 
-/// A worked OCT answer for supervised fine-tuning: every object of the scene in reading order with its look and
-/// place, then which look the concept has, then the verdict (the OCT reward reads the first yes/no word, and
-/// the text before the verdict holds neither).
-pub fn oct_rationale(target: &SynthConcept, objects: &[(Look, [i64; 4])], present: bool, side: u32) -> String {
-    let mut order: Vec<&Object> = objects.iter().collect();
-    order.sort_by_key(|(_, b)| ((b[1] + b[3]) * 3 / (2 * i64::from(side)), b[0] + b[2]));
-    let seen: Vec<String> =
-        order.iter().map(|(l, b)| format!("{} at the {}", a_or_an(&l.description()), position(b, side))).collect();
-    let verdict = if present { "yes" } else { "no" };
-    format!(
-        "The image shows {}. {} is the {}, so the answer is {verdict}.",
-        seen.join(", and "),
-        target.key(),
-        target.look.description()
-    )
+/// A worked OCT answer for supervised fine-tuning: which look the concept has, whether the image shows that
+/// look, then the verdict. The look comes first so that seeing is a question about one named look (a model
+/// trained from scratch learns that far sooner than listing a scene), and the text before the verdict holds
+/// no yes/no word (the OCT reward reads the first one).
+pub fn oct_rationale(target: &SynthConcept, present: bool) -> String {
+    let look = target.look.description();
+    let (seen, verdict) = if present { ("I see", "yes") } else { ("I do not see", "no") };
+    format!("{} is the {look}. {seen} {} in the image, so the answer is {verdict}.", target.key(), a_or_an(&look))
 }
 
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
@@ -434,7 +424,7 @@ pub fn generate(
         for k in 0..cfg.refs_per_concept {
             let c = &g.concepts[i];
             let side = cfg.ref_size as f32;
-            let mut canvas = Canvas::background(cfg.ref_size, cfg.ref_size, &mut g.rng);
+            let mut canvas = Canvas::background(cfg.ref_size, cfg.ref_size, cfg.plain_background, &mut g.rng);
             let size = g.rng.random_range(0.17..0.24) * side;
             let jitter = side * 0.06;
             let p = Placed {
@@ -445,7 +435,8 @@ pub fn generate(
                 angle: g.rng.random_range(-0.26..0.26),
             };
             canvas.paint(&p, 1);
-            let img = canvas.into_image(g.rng.random_range(0.9..1.1));
+            let brightness = if cfg.plain_background { 1.0 } else { g.rng.random_range(0.9..1.1) };
+            let img = canvas.into_image(brightness);
             g.stage.png(&format!("concepts/{}_{k}.png", c.name), &img)?;
         }
     }
@@ -478,7 +469,7 @@ pub fn generate(
             let mut idx: Vec<usize> = (0..g.concepts.len()).collect();
             idx.shuffle(&mut g.rng);
             idx.truncate(k);
-            let Saved { path, boxes: bx, .. } = g.scene(format!("eval/images/q{k}_{i:04}.png"), &idx)?;
+            let Saved { path, boxes: bx } = g.scene(format!("eval/images/q{k}_{i:04}.png"), &idx)?;
             let keys: Vec<String> = idx.iter().map(|&c| g.concepts[c].key()).collect();
             let question = pick(&CAPTION_QUESTIONS, &mut g.rng).to_string();
             let caption = oracle_caption(&idx.iter().map(|&c| &g.concepts[c]).collect::<Vec<_>>(), &bx, cfg.scene_size);

@@ -20,6 +20,9 @@ pub struct Placed {
     pub angle: f32,
 }
 
+/// The grey of plain backgrounds.
+const PLAIN_GREY: f32 = 215.0;
+
 /// How far (in body half-widths) an object with its accessory reaches from its centre.
 pub const REACH: f32 = 1.75;
 
@@ -88,15 +91,19 @@ pub struct Canvas {
 }
 
 impl Canvas {
-    /// A canvas with a two-colour vertical gradient and mild noise.
-    pub fn background(width: u32, height: u32, rng: &mut impl Rng) -> Self {
-        let mut tone = || -> [f32; 3] { std::array::from_fn(|_| rng.random_range(150.0..245.0)) };
-        let (top, bottom) = (tone(), tone());
+    /// A canvas with a two-colour vertical gradient and mild noise, or (`plain`) one flat light grey.
+    pub fn background(width: u32, height: u32, plain: bool, rng: &mut impl Rng) -> Self {
+        let (top, bottom) = if plain {
+            ([PLAIN_GREY; 3], [PLAIN_GREY; 3])
+        } else {
+            let mut tone = || -> [f32; 3] { std::array::from_fn(|_| rng.random_range(150.0..245.0)) };
+            (tone(), tone())
+        };
         let mut rgb = Vec::with_capacity((width * height) as usize);
         for y in 0..height {
             let t = y as f32 / height.max(1) as f32;
             for _ in 0..width {
-                let n = rng.random_range(-6.0..6.0);
+                let n = if plain { 0.0 } else { rng.random_range(-6.0..6.0) };
                 rgb.push(std::array::from_fn(|c| top[c] * (1.0 - t) + bottom[c] * t + n));
             }
         }
