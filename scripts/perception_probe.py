@@ -27,8 +27,9 @@ COLOURS = {
 }
 
 
-def record(image, problem, answer):
-    return {"image": image, "problem": problem, "solution": "yes", "accu_reward_method": "yes_no", "answer": answer}
+def record(image, problem, answer, solution="yes"):
+    """A RePIC-format record; `solution` is what `repic eval` scores (the OCT reward) when it is a yes/no."""
+    return {"image": image, "problem": problem, "solution": solution, "accu_reward_method": "yes_no", "answer": answer}
 
 
 def squares(out, side=112, seed=0):
@@ -65,7 +66,7 @@ def colour_question(data):
                     continue
                 key = re.search(r"<\w+>", r["problem"]).group(0)
                 q = f"Is there a {colour[key]} object in the image?"
-                f.write(json.dumps(record(r["image"][1], q, r["solution"])) + "\n")
+                f.write(json.dumps(record(r["image"][1], q, r["solution"], r["solution"])) + "\n")
 
 
 def train(a):

@@ -264,7 +264,7 @@ fn distinct_colours_give_each_concept_its_colour_and_distractors_the_rest() {
     unique.dedup();
     assert_eq!(unique.len(), 8, "{colours:?}");
     // The same concepts as the data set (drawn first from the seed); distractors never take their colours.
-    let concepts = repic_data::synth::draw_concepts(8, true, &mut ChaCha8Rng::seed_from_u64(5));
+    let concepts = draw_concepts(8, true, &mut ChaCha8Rng::seed_from_u64(5));
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for _ in 0..200 {
         let l = repic_data::synth::distractor_look(&concepts, true, &mut rng);

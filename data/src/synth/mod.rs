@@ -174,7 +174,7 @@ pub fn render_scene(looks: &[Look], distractors: &[Look], side: u32, plain: bool
         boxes.push(b.unwrap_or([x, y, x + 1, y + 1]));
     }
     let distractor_boxes = boxes.split_off(looks.len());
-    let brightness = if plain { 1.0 } else { rng.random_range(0.85..1.15) };
+    let brightness = canvas.brightness(0.85..1.15, rng);
     let labels = canvas.labels.clone();
     Scene { image: canvas.into_image(brightness), boxes, distractor_boxes, labels, brightness }
 }
@@ -435,7 +435,7 @@ pub fn generate(
                 angle: g.rng.random_range(-0.26..0.26),
             };
             canvas.paint(&p, 1);
-            let brightness = if cfg.plain_background { 1.0 } else { g.rng.random_range(0.9..1.1) };
+            let brightness = canvas.brightness(0.9..1.1, &mut g.rng);
             let img = canvas.into_image(brightness);
             g.stage.png(&format!("concepts/{}_{k}.png", c.name), &img)?;
         }

@@ -88,6 +88,8 @@ pub struct Canvas {
     rgb: Vec<[f32; 3]>,
     /// 0 = background, k = the k-th painted object (coverage >= 1/2).
     pub labels: Vec<u16>,
+    /// A flat grey background, lit at brightness 1.
+    plain: bool,
 }
 
 impl Canvas {
@@ -107,7 +109,12 @@ impl Canvas {
                 rgb.push(std::array::from_fn(|c| top[c] * (1.0 - t) + bottom[c] * t + n));
             }
         }
-        Canvas { width, height, rgb, labels: vec![0; (width * height) as usize] }
+        Canvas { width, height, rgb, labels: vec![0; (width * height) as usize], plain }
+    }
+
+    /// The lighting of the finished image: a random brightness in `range`, or 1 on a plain background.
+    pub fn brightness(&self, range: std::ops::Range<f32>, rng: &mut impl Rng) -> f32 {
+        if self.plain { 1.0 } else { rng.random_range(range) }
     }
 
     /// Paint `obj` as label `id` (>= 1) with 2x2 supersampling; returns its box `[x1, y1, x2, y2]` (end
