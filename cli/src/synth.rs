@@ -49,6 +49,13 @@ pub struct Args {
     /// Flat grey backgrounds at one brightness (no gradients, noise or lighting changes).
     #[arg(long)]
     plain_background: bool,
+    /// OCT scenes show one object (the concept, or another concept when the answer is no) and no distractors.
+    #[arg(long)]
+    oct_single_object: bool,
+    /// Also write this many one-object "is it <colour>?" warm-up records (train/look_records.jsonl, plus
+    /// --eval-records held out in eval/look_records.jsonl).
+    #[arg(long, default_value_t = 0)]
+    look_records: usize,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -69,6 +76,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         mix: a.mix.unwrap_or_default(),
         distinct_colours: a.distinct_colours,
         plain_background: a.plain_background,
+        oct_single_object: a.oct_single_object,
+        look_records: a.look_records,
     };
     let bar = ProgressBar::new(total_images(&cfg) as u64);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images ({elapsed})")?);

@@ -210,6 +210,9 @@ fn refuses_existing_output_and_bad_options() {
     let bad = SynthConfig { concepts: 11, distinct_colours: true, ..small(1) };
     let e = generate(&bad, &dir.path().join("x"), false, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("distinct_colours"), "{e}");
+    let bad = SynthConfig { oct_single_object: true, ..small(1) };
+    let e = generate(&bad, &dir.path().join("x"), false, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("oct_single_object needs distinct_colours"), "{e}");
     assert!(!dir.path().join("x").exists());
     generate(&small(1), &out, true, &mut |_| {}).unwrap();
     assert!(!out.join("keep.txt").exists() && out.join("manifest.json").is_file());
@@ -285,4 +288,79 @@ fn plain_backgrounds_are_one_flat_grey_outside_the_objects() {
     assert!(grey(&s.image) > background * 9 / 10, "{} grey of {background} background pixels", grey(&s.image));
     let g = render_scene(&looks, &[], 112, false, &mut rng);
     assert!(grey(&g.image) < 112, "the default gradient background is not flat");
+}
+
+#[test]
+fn one_object_oct_scenes_show_the_concept_exactly_when_the_answer_is_yes() {
+    let cfg = SynthConfig {
+        concepts: 6,
+        mix: TaskMix::parse("oct=1").unwrap(),
+        distinct_colours: true,
+        plain_background: true,
+        oct_single_object: true,
+        look_records: 12,
+        ..small(7)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let manifest = generate(&cfg, &out, false, &mut |_| {}).unwrap();
+    let concepts = manifest.concepts.clone();
+    let rgb = |c: &Value, k: &str| -> [u8; 3] { serde_json::from_value(c[k].clone()).unwrap() };
+    let recs = load_records(&out.join("train/records.jsonl")).unwrap();
+    let mut verdicts = [0usize; 2];
+    for r in &recs {
+        let answer = r.extra["answer"].as_str().unwrap();
+        let shown = answer.strip_prefix("The second image shows ").unwrap().split('.').next().unwrap();
+        let shown = shown.trim_start_matches("an ").trim_start_matches("a ");
+        let c = concepts.iter().find(|c| c["referring_expression"] == format!("the {shown}")).expect(answer);
+        let target = r.problem.split("identified as ").nth(1).unwrap().split(' ').next().unwrap();
+        let yes = c["key"] == target;
+        let GroundTruth::Text(solution) = &r.solution else { panic!("{:?}", r.solution) };
+        assert_eq!(solution, if yes { "yes" } else { "no" }, "{answer}");
+        assert!(answer.ends_with(&format!("so the answer is {solution}.")), "{answer}");
+        verdicts[usize::from(yes)] += 1;
+        // One object: the shown concept's body colour is painted, no other concept's is (bar its accessory).
+        let img = image::open(out.join(&r.images[1])).unwrap().to_rgb8();
+        let count = |px: [u8; 3]| img.pixels().filter(|p| p.0 == px).count();
+        assert!(count(rgb(c, "rgb")) > 20, "{answer}");
+        for other in concepts.iter().filter(|o| o["key"] != c["key"] && rgb(o, "rgb") != rgb(c, "accessory_rgb")) {
+            assert_eq!(count(rgb(other, "rgb")), 0, "{} in a scene of {shown}", other["key"]);
+        }
+    }
+    assert!(verdicts[0] > 5 && verdicts[1] > 5, "{verdicts:?}");
+    // Look records: one image, a colour question, the answer says what is shown and gives the right verdict.
+    for (split, n) in [("train", 12), ("eval", 3)] {
+        let looks = load_records(&out.join(format!("{split}/look_records.jsonl"))).unwrap();
+        assert_eq!(looks.len(), n);
+        for r in &looks {
+            assert_eq!((r.images.len(), r.method), (1, Method::YesNo));
+            let asked = r.problem.strip_prefix("Is the object in this image ").unwrap().split('?').next().unwrap();
+            let answer = r.extra["answer"].as_str().unwrap();
+            let shown = answer.strip_prefix("The image shows ").unwrap();
+            let shown_colour = shown.split(' ').nth(1).unwrap();
+            assert!(answer.contains(&format!("The colours {shown_colour} and {asked} ")), "{answer}");
+            let GroundTruth::Text(solution) = &r.solution else { panic!() };
+            assert_eq!(solution, if asked == shown_colour { "yes" } else { "no" }, "{} / {answer}", r.problem);
+            assert!(answer.ends_with(&format!("so the answer is {solution}.")));
+        }
+    }
+    assert_eq!(manifest.counts["train_look_records"], 12);
+}
+
+#[test]
+fn oct_rationale_for_one_object_says_what_is_shown_then_compares() {
+    use repic_data::synth::{SynthConcept, oct_rationale_seen};
+    let look = Look { shape: 1, colour: 1, pattern: 0, ink: 0, accessory: 0, accessory_colour: 2 };
+    let target = SynthConcept { name: "zori".into(), category: "toy".into(), look };
+    let other = Look { colour: 5, pattern: 1, ..look };
+    assert_eq!(
+        oct_rationale_seen(&target, &look),
+        "The second image shows an orange plain ball. <zori> is the orange plain ball. The colours orange and orange \
+         match, so the answer is yes."
+    );
+    assert_eq!(
+        oct_rationale_seen(&target, &other),
+        "The second image shows a blue striped ball. <zori> is the orange plain ball. The colours blue and orange \
+         differ, so the answer is no."
+    );
 }

@@ -51,8 +51,14 @@ pub const ROWS: [(&str, &str); 9] = [
     ("mean_length", "mean caption length (tokens)"),
 ];
 
-/// Evaluate `ckpt` on the held-out part of the synthetic data in `data`.
-pub fn evaluate<B: Backend>(ckpt: &Checkpoint<B>, data: &Path, device: &B::Device) -> anyhow::Result<DemoMetrics> {
+/// Evaluate `ckpt` on the held-out part of the synthetic data in `data`; its captions are written to `captions`
+/// (RePIC's result format, for `repic score`).
+pub fn evaluate<B: Backend>(
+    ckpt: &Checkpoint<B>,
+    data: &Path,
+    captions: &Path,
+    device: &B::Device,
+) -> anyhow::Result<DemoMetrics> {
     let engine = ckpt.engine(device);
     let db = ConceptDb::load(&data.join("database_rap.json"))?;
     // Captioning over the 1-, 2- and 4-concept query lists together.
@@ -78,6 +84,8 @@ pub fn evaluate<B: Backend>(ckpt: &Checkpoint<B>, data: &Path, device: &B::Devic
             question: QUESTION.into(),
         })
         .collect();
+    let text = serde_json::to_string_pretty(&results)?;
+    repic_data::write_atomic(captions, text.as_bytes()).with_context(|| format!("writing {}", captions.display()))?;
     let official = score_official(&results, true);
     let aware = score_name_aware(&results, Some(&db), true);
     let mean_length = gens.iter().map(|g| g.tokens.len() as f64).sum::<f64>() / gens.len().max(1) as f64;

@@ -40,20 +40,28 @@ pub struct Args {
     /// Training records to generate (default: 960; 48 with --quick).
     #[arg(long)]
     records: Option<usize>,
-    /// SFT epochs over the first half of the records (default: 12; 2 with --quick).
+    /// SFT epochs over the first half of the records (default: 6; 2 with --quick).
     #[arg(long)]
     sft_epochs: Option<usize>,
-    /// GRPO optimizer steps (default: 200; 4 with --quick).
+    /// GRPO optimizer steps (default: 400; 4 with --quick).
     #[arg(long)]
     grpo_steps: Option<usize>,
     /// Task shares of the training records (as `repic synth --mix`; default oct=0.45,vlt=0.1,ict=0.2,ict_multi=0.25).
     #[arg(long, value_parser = TaskMix::parse)]
     mix: Option<TaskMix>,
+    /// Keep the data and the SFT model of an earlier run in --out and redo only the evaluation, GRPO and the
+    /// table (for tuning the GRPO phase; the data and SFT options are then ignored).
+    #[arg(long, conflicts_with = "force")]
+    reuse_sft: bool,
+    /// Override a key of the GRPO config (configs/demo.toml), as `repic train --set`; repeatable.
+    #[arg(long = "grpo-set", value_name = "KEY=VALUE")]
+    grpo_set: Vec<String>,
 }
 
 /// Sizes of a demo run.
 struct Plan {
     synth: SynthConfig,
+    look_epochs: usize,
     sft_epochs: usize,
     grpo_steps: usize,
 }
@@ -75,15 +83,23 @@ impl Plan {
             // Recognition by body colour on flat grey: what a model trained from scratch in minutes can learn.
             distinct_colours: true,
             plain_background: true,
+            // Reading one object is learnt long before searching a scene for one (docs/demo-notes.md).
+            oct_single_object: true,
+            look_records: if quick { 16 } else { 420 },
         };
-        Plan { synth, sft_epochs: if quick { 2 } else { 12 }, grpo_steps: if quick { 4 } else { 200 } }
+        Plan {
+            synth,
+            look_epochs: if quick { 1 } else { 8 },
+            sft_epochs: if quick { 2 } else { 6 },
+            grpo_steps: if quick { 4 } else { 400 },
+        }
     }
 }
 
 /// Every text the model will read or write: the tokenizer's training corpus.
 fn corpus(data: &Path) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();
-    for f in ["train/records.jsonl", "eval/records.jsonl"] {
+    for f in ["train/records.jsonl", "eval/records.jsonl", "train/look_records.jsonl"] {
         for r in load_records(&data.join(f))? {
             texts.push(r.problem.clone());
             texts.push(repic_trainer::sft::sft_answer(&r));
@@ -121,9 +137,34 @@ fn train(cfg: TrainConfig, label: &str) -> anyhow::Result<PathBuf> {
     Ok(out.checkpoint)
 }
 
-/// Run `repic demo`.
-pub fn run(a: Args) -> anyhow::Result<()> {
-    let start = Instant::now();
+/// Full supervised fine-tuning of `model` on `records` (vision tower included: it starts random); returns the
+/// trained model's folder.
+fn sft(model: &Path, out: &Path, records: &Path, data: &Path, epochs: usize, seed: u64) -> anyhow::Result<PathBuf> {
+    let cfg = config(&[
+        "mode=\"sft\"".into(),
+        "finetune=\"full\"".into(),
+        "freeze_vision=false".into(),
+        format!("seed={seed}"),
+        format!("model={}", path_value(model)),
+        format!("output_dir={}", path_value(out)),
+        format!("data.train={}", path_value(records)),
+        format!("data.image_root={}", path_value(data)),
+        "optim.learning_rate=3e-3".into(),
+        "optim.lr_scheduler_type=\"linear\"".into(),
+        "optim.warmup_ratio=0.05".into(),
+        // Small batches and a short second-moment memory (beta2 0.95): reading the image is learnt in a sudden
+        // transition after many steps, and Adam's default 0.999 delays it (measured, docs/demo-notes.md).
+        "train.prompts_per_step=4".into(),
+        "optim.adam_beta2=0.95".into(),
+        "train.max_steps=0".into(),
+        format!("train.num_train_epochs={epochs}"),
+    ])?;
+    let label = format!("SFT {}", out.file_name().unwrap_or_default().to_string_lossy());
+    Ok(train(cfg, &label)?.join("model"))
+}
+
+/// Steps 1-3: data, tokenizer and model, SFT warm start; returns the SFT model's folder.
+fn prepare(a: &Args, data: &Path, dev: &burn::tensor::Device<Backend>) -> anyhow::Result<PathBuf> {
     if a.out.exists() {
         if !a.force {
             bail!("{} exists; pass --force to replace it or choose another --out", a.out.display());
@@ -134,16 +175,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(n) = a.records {
         plan.synth.train_records = n;
     }
-    if let Some(m) = a.mix {
-        plan.synth.mix = m;
+    if let Some(m) = &a.mix {
+        plan.synth.mix = m.clone();
     }
     plan.sft_epochs = a.sft_epochs.unwrap_or(plan.sft_epochs);
-    plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
-    let dev = default_device();
-    Backend::seed(&dev, a.seed);
-    let data = a.out.join("data");
     tracing::info!("1/6 synthetic concepts and records -> {}", data.display());
-    generate(&plan.synth, &data, false, &mut |_| {})?;
+    generate(&plan.synth, data, false, &mut |_| {})?;
     // SFT warm start on the first half of the records; GRPO sees all of them.
     let records = load_records(&data.join("train/records.jsonl"))?;
     let sft_records = a.out.join("sft_records.jsonl");
@@ -151,47 +188,61 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     tracing::info!("2/6 tokenizer and tiny Qwen2-VL from scratch");
     let init = a.out.join("model-init");
     let spec = TinySpec::default();
-    create_tiny_checkpoint::<Backend>(&corpus(&data)?, &spec, &init, false, &dev)?;
-    tracing::info!("3/6 SFT warm start");
-    let sft_cfg = config(&[
-        "mode=\"sft\"".into(),
-        "finetune=\"full\"".into(),
-        // The vision tower starts random: it must learn too.
-        "freeze_vision=false".into(),
-        format!("seed={}", a.seed),
-        format!("model={}", path_value(&init)),
-        format!("output_dir={}", path_value(&a.out.join("sft"))),
-        format!("data.train={}", path_value(&sft_records)),
-        format!("data.image_root={}", path_value(&data)),
-        "optim.learning_rate=3e-3".into(),
-        "optim.lr_scheduler_type=\"linear\"".into(),
-        "optim.warmup_ratio=0.05".into(),
-        // Small batches and a short second-moment memory (beta2 0.95): reading the image is learnt in a sudden
-        // transition after many steps, and Adam's default 0.999 delays it (measured, docs/demo-notes.md).
-        "train.prompts_per_step=4".into(),
-        "optim.adam_beta2=0.95".into(),
-        "train.max_steps=0".into(),
-        format!("train.num_train_epochs={}", plan.sft_epochs),
-    ])?;
-    let sft_model = train(sft_cfg, "SFT")?.join("model");
+    create_tiny_checkpoint::<Backend>(&corpus(data)?, &spec, &init, false, dev)?;
+    tracing::info!("3/6 SFT warm start: seeing one object, then the RePIC tasks");
+    let seen = sft(&init, &a.out.join("look"), &data.join("train/look_records.jsonl"), data, plan.look_epochs, a.seed)?;
+    sft(&seen, &a.out.join("sft"), &sft_records, data, plan.sft_epochs, a.seed)
+}
+
+/// The SFT model of an earlier demo run in `out` (`--reuse-sft`).
+fn reused_sft(out: &Path) -> anyhow::Result<PathBuf> {
+    let (_, dir) = repic_trainer::checkpoint::list_checkpoints(&out.join("sft"))
+        .pop()
+        .with_context(|| format!("--reuse-sft: no SFT checkpoint in {}", out.join("sft").display()))?;
+    tracing::info!("reusing the data and the SFT model {} (steps 1-3 skipped)", dir.display());
+    Ok(dir.join("model"))
+}
+
+/// Run `repic demo`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let dev = default_device();
+    Backend::seed(&dev, a.seed);
+    let data = a.out.join("data");
+    let sft_model = if a.reuse_sft { reused_sft(&a.out)? } else { prepare(&a, &data, &dev)? };
     tracing::info!("4/6 evaluating the SFT model");
     let sft_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
-    let sft = evaluate(&sft_ckpt, &data, &dev)?;
+    let sft = evaluate(&sft_ckpt, &data, &a.out.join("captions_sft.json"), &dev)?;
     drop(sft_ckpt);
     tracing::info!("5/6 GRPO with RePIC's rewards");
-    let grpo_cfg = config(&[
-        format!("seed={}", a.seed),
-        format!("model={}", path_value(&sft_model)),
-        format!("output_dir={}", path_value(&a.out.join("grpo"))),
-        format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
-        format!("data.image_root={}", path_value(&data)),
-        format!("train.max_steps={}", plan.grpo_steps),
-    ])?;
-    let adapter = train(grpo_cfg, "GRPO")?.join("adapter");
+    let grpo_cfg = config(
+        &[
+            format!("seed={}", a.seed),
+            format!("model={}", path_value(&sft_model)),
+            format!("output_dir={}", path_value(&a.out.join("grpo"))),
+            format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
+            format!("data.image_root={}", path_value(&data)),
+            format!("train.max_steps={}", a.grpo_steps.unwrap_or(Plan::new(a.quick, a.seed).grpo_steps)),
+        ]
+        .into_iter()
+        .chain(a.grpo_set.iter().cloned())
+        .collect::<Vec<_>>(),
+    )?;
+    let grpo_out = a.out.join("grpo");
+    if grpo_out.exists() {
+        std::fs::remove_dir_all(&grpo_out).with_context(|| format!("removing {}", grpo_out.display()))?;
+    }
+    let lora = grpo_cfg.finetune == repic_trainer::config::Finetune::Lora;
+    let trained = train(grpo_cfg, "GRPO")?;
     tracing::info!("6/6 evaluating the GRPO model");
-    let mut grpo_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
-    repic_models::load_peft(&mut grpo_ckpt.model, &adapter, &dev)?;
-    let grpo = evaluate(&grpo_ckpt, &data, &dev)?;
+    let grpo_ckpt = if lora {
+        let mut c = Checkpoint::<Backend>::load(&sft_model, &dev)?;
+        repic_models::load_peft(&mut c.model, &trained.join("adapter"), &dev)?;
+        c
+    } else {
+        Checkpoint::<Backend>::load(&trained.join("model"), &dev)?
+    };
+    let grpo = evaluate(&grpo_ckpt, &data, &a.out.join("captions_grpo.json"), &dev)?;
     let seconds = start.elapsed().as_secs_f64();
     report(&a.out, &sft, &grpo, seconds)?;
     Ok(())

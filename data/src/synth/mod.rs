@@ -108,6 +108,13 @@ pub struct SynthConfig {
     pub distinct_colours: bool,
     /// Flat grey backgrounds at one brightness instead of random gradients with noise (another easier set).
     pub plain_background: bool,
+    /// OCT scenes show one object and no distractors: the concept when the answer is yes, another concept when
+    /// it is no; the worked answer says what the image shows before comparing (recognition without search).
+    pub oct_single_object: bool,
+    /// Extra training records (`train/look_records.jsonl`, and `eval_records` held out in
+    /// `eval/look_records.jsonl`) that ask whether the one object of a scene has a named colour: a perception
+    /// warm-up for models trained from scratch. Scored like OCT (yes/no).
+    pub look_records: usize,
 }
 
 impl Default for SynthConfig {
@@ -125,6 +132,8 @@ impl Default for SynthConfig {
             mix: TaskMix::default(),
             distinct_colours: false,
             plain_background: false,
+            oct_single_object: false,
+            look_records: 0,
         }
     }
 }
@@ -219,9 +228,43 @@ impl Gen<'_> {
     fn scene(&mut self, rel: String, idx: &[usize]) -> Result<Saved, DataError> {
         let looks: Vec<Look> = idx.iter().map(|&i| self.concepts[i].look).collect();
         let distractors = self.distractors();
-        let s = render_scene(&looks, &distractors, self.cfg.scene_size, self.cfg.plain_background, &mut self.rng);
+        self.render(rel, &looks, &distractors)
+    }
+
+    /// Render and save a scene of exactly `looks` and `distractors`.
+    fn render(&mut self, rel: String, looks: &[Look], distractors: &[Look]) -> Result<Saved, DataError> {
+        let s = render_scene(looks, distractors, self.cfg.scene_size, self.cfg.plain_background, &mut self.rng);
         self.stage.png(&rel, &s.image)?;
         Ok(Saved { path: rel, boxes: s.boxes })
+    }
+
+    /// A look warm-up record: one object (a concept's look or a distractor's) and "is it <colour>?".
+    fn look_record(&mut self, rel: String) -> Result<Record, DataError> {
+        let look = if self.rng.random_bool(0.5) {
+            self.concepts[self.rng.random_range(0..self.concepts.len())].look
+        } else {
+            concept::distractor_look(&self.concepts, self.cfg.distinct_colours, &mut self.rng)
+        };
+        let positive = self.rng.random_bool(0.5);
+        let colour = if positive {
+            look.colour
+        } else {
+            (look.colour + self.rng.random_range(1..COLOURS.len())) % COLOURS.len()
+        };
+        let scene = self.render(rel, &[look], &[])?.path;
+        let verdict = if positive { "yes" } else { "no" };
+        let answer =
+            format!("The image shows {}. {}", a_or_an(&look.description()), colour_verdict(look.colour, colour));
+        let problem = format!("Is the object in this image {}? Answer with yes or no.", COLOURS[colour].0);
+        let mut extra = Map::new();
+        extra.insert("answer".into(), Value::String(answer));
+        Ok(Record {
+            images: vec![scene],
+            problem,
+            solution: GroundTruth::Text(verdict.into()),
+            method: Method::YesNo,
+            extra,
+        })
     }
 
     fn reference(&mut self, i: usize) -> String {
@@ -243,13 +286,20 @@ impl Gen<'_> {
         let (images, problem, solution) = match method {
             Method::YesNo => {
                 let positive = self.rng.random_bool(0.5);
-                let extra = self.rng.random_range(0..=1.min(n - 1));
-                let mut present = self.others(&[target], extra + usize::from(!positive));
-                if positive {
-                    present.insert(0, target);
-                }
-                let scene = self.scene(rel, &present)?.path;
-                answer = Some(oct_rationale(&self.concepts[target], positive));
+                let scene = if self.cfg.oct_single_object {
+                    let shown = if positive { target } else { self.others(&[target], 1)[0] };
+                    let look = self.concepts[shown].look;
+                    answer = Some(oct_rationale_seen(&self.concepts[target], &look));
+                    self.render(rel, &[look], &[])?.path
+                } else {
+                    let extra = self.rng.random_range(0..=1.min(n - 1));
+                    let mut present = self.others(&[target], extra + usize::from(!positive));
+                    if positive {
+                        present.insert(0, target);
+                    }
+                    answer = Some(oct_rationale(&self.concepts[target], positive));
+                    self.scene(rel, &present)?.path
+                };
                 let q = pick(&OCT_QUESTIONS, &mut self.rng).replace("{}", &key);
                 let problem = format!(
                     "As an evaluation expert, your task is to verify whether the object identified as {key} in the first image is also present in the second image. Answer with yes or no. {q}"
@@ -380,9 +430,31 @@ pub fn oct_rationale(target: &SynthConcept, present: bool) -> String {
     format!("{} is the {look}. {seen} {} in the image, so the answer is {verdict}.", target.key(), a_or_an(&look))
 }
 
+/// A worked OCT answer for a scene of one object (`shown`), for data sets with distinct colours: what the
+/// second (query) image shows, the concept's look, then the two body colours side by side and the verdict.
+/// Reading one object is the perception step; putting the colours next to each other turns the comparison into
+/// a local one, which a small model trained from scratch learns (compared across the sentence, it stayed at
+/// chance: docs/demo-notes.md). No yes/no word comes before the verdict.
+pub fn oct_rationale_seen(target: &SynthConcept, shown: &Look) -> String {
+    format!(
+        "The second image shows {}. {} is the {}. {}",
+        a_or_an(&shown.description()),
+        target.key(),
+        target.look.description(),
+        colour_verdict(shown.colour, target.look.colour)
+    )
+}
+
+/// "The colours green and pink differ, so the answer is no." (indices into [`COLOURS`]).
+fn colour_verdict(seen: usize, asked: usize) -> String {
+    let (how, verdict) = if seen == asked { ("match", "yes") } else { ("differ", "no") };
+    format!("The colours {} and {} {how}, so the answer is {verdict}.", COLOURS[seen].0, COLOURS[asked].0)
+}
+
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
 pub fn total_images(cfg: &SynthConfig) -> usize {
-    cfg.concepts * cfg.refs_per_concept + cfg.train_records + 4 * cfg.eval_records + 3 * cfg.eval_queries
+    let looks = if cfg.look_records > 0 { cfg.look_records + cfg.eval_records } else { 0 };
+    cfg.concepts * cfg.refs_per_concept + cfg.train_records + 4 * cfg.eval_records + 3 * cfg.eval_queries + looks
 }
 
 fn check(cfg: &SynthConfig) -> Result<(), String> {
@@ -392,6 +464,9 @@ fn check(cfg: &SynthConfig) -> Result<(), String> {
     }
     if cfg.distinct_colours && cfg.concepts > COLOURS.len() {
         return Err(format!("distinct_colours allows at most {} concepts (one per colour)", COLOURS.len()));
+    }
+    if cfg.oct_single_object && !cfg.distinct_colours {
+        return Err("oct_single_object needs distinct_colours (its worked answers compare body colours)".into());
     }
     if cfg.refs_per_concept == 0 {
         return Err("refs_per_concept must be at least 1".into());
@@ -460,6 +535,16 @@ pub fn generate(
     }
     counts.insert("eval_records".into(), held_out.len());
     g.stage.records("eval/records.jsonl", &held_out)?;
+
+    if cfg.look_records > 0 {
+        for (split, n) in [("train", cfg.look_records), ("eval", cfg.eval_records)] {
+            let recs = (0..n)
+                .map(|i| g.look_record(format!("{split}/images/look_{i:05}.png")))
+                .collect::<Result<Vec<_>, _>>()?;
+            g.stage.records(&format!("{split}/look_records.jsonl"), &recs)?;
+            counts.insert(format!("{split}_look_records"), n);
+        }
+    }
 
     for k in [1usize, 2, 4] {
         let mut queries = crate::QueryList::default();
