@@ -310,7 +310,7 @@ fn one_object_oct_scenes_show_the_concept_exactly_when_the_answer_is_yes() {
     let mut verdicts = [0usize; 2];
     for r in &recs {
         let answer = r.extra["answer"].as_str().unwrap();
-        let shown = answer.strip_prefix("The second image shows ").unwrap().split('.').next().unwrap();
+        let shown = answer.strip_prefix("The image shows ").unwrap().split('.').next().unwrap();
         let shown = shown.trim_start_matches("an ").trim_start_matches("a ");
         let c = concepts.iter().find(|c| c["referring_expression"] == format!("the {shown}")).expect(answer);
         let target = r.problem.split("identified as ").nth(1).unwrap().split(' ').next().unwrap();
@@ -355,12 +355,12 @@ fn oct_rationale_for_one_object_says_what_is_shown_then_compares() {
     let other = Look { colour: 5, pattern: 1, ..look };
     assert_eq!(
         oct_rationale_seen(&target, &look),
-        "The second image shows an orange plain ball. <zori> is the orange plain ball. The colours orange and orange \
-         match, so the answer is yes."
+        "The image shows an orange plain ball. <zori> is the orange plain ball. The colours orange and orange match, \
+         so the answer is yes."
     );
     assert_eq!(
         oct_rationale_seen(&target, &other),
-        "The second image shows a blue striped ball. <zori> is the orange plain ball. The colours blue and orange \
-         differ, so the answer is no."
+        "The image shows a blue striped ball. <zori> is the orange plain ball. The colours blue and orange differ, so \
+         the answer is no."
     );
 }

@@ -431,13 +431,13 @@ pub fn oct_rationale(target: &SynthConcept, present: bool) -> String {
 }
 
 /// A worked OCT answer for a scene of one object (`shown`), for data sets with distinct colours: what the
-/// second (query) image shows, the concept's look, then the two body colours side by side and the verdict.
+/// (query) image shows, the concept's look, then the two body colours side by side and the verdict.
 /// Reading one object is the perception step; putting the colours next to each other turns the comparison into
 /// a local one, which a small model trained from scratch learns (compared across the sentence, it stayed at
 /// chance: docs/demo-notes.md). No yes/no word comes before the verdict.
 pub fn oct_rationale_seen(target: &SynthConcept, shown: &Look) -> String {
     format!(
-        "The second image shows {}. {} is the {}. {}",
+        "The image shows {}. {} is the {}. {}",
         a_or_an(&shown.description()),
         target.key(),
         target.look.description(),
