@@ -318,8 +318,30 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
         assert!(out.join(f).is_file(), "{f}");
     }
     assert!(out.join("grpo").read_dir().unwrap().any(|e| e.unwrap().file_name() == "tensorboard"));
+    for f in ["look/training.png", "data/train/look_records.jsonl", "captions_sft.json", "captions_grpo.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let captions: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("captions_sft.json")).unwrap()).unwrap();
+    assert_eq!(captions.as_array().unwrap().len(), 6, "2 queries in each of 3 splits");
     // The output folder is not replaced without --force.
     assert!(!repic(&["demo", "--quick", "--out", &o]).status.success());
+    // --reuse-sft keeps the data and the SFT model and reruns GRPO with the overrides given.
+    let is_ckpt = |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().starts_with("checkpoint-");
+    let ckpt = out.join("sft").read_dir().unwrap().map(|e| e.unwrap().path()).find(is_ckpt).expect("an SFT checkpoint");
+    let weights = ckpt.join("model/model.safetensors");
+    let sft_model = std::fs::read(&weights).unwrap();
+    let again = repic(&["demo", "--quick", "--out", &o, "--seed", "1", "--reuse-sft", "--grpo-set", "grpo.beta=0.0"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read(&weights).unwrap(), sft_model);
+    let cfg = std::fs::read_to_string(out.join("grpo/config.toml")).unwrap();
+    assert!(cfg.contains("beta = 0.0"), "{cfg}");
+    let bad = repic(&["demo", "--quick", "--out", &tmp.path().join("none").to_string_lossy(), "--reuse-sft"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no SFT checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
