@@ -53,6 +53,9 @@ pub struct Args {
     /// table (for tuning the GRPO phase; the data and SFT options are then ignored).
     #[arg(long, conflicts_with = "force")]
     reuse_sft: bool,
+    /// Also mix the look warm-up records into the RePIC SFT (not only before it).
+    #[arg(long)]
+    look_in_sft: bool,
     /// Override a key of the GRPO config (configs/demo.toml), as `repic train --set`; repeatable.
     #[arg(long = "grpo-set", value_name = "KEY=VALUE")]
     grpo_set: Vec<String>,
@@ -184,7 +187,11 @@ fn prepare(a: &Args, data: &Path, dev: &burn::tensor::Device<Backend>) -> anyhow
     // SFT warm start on the first half of the records; GRPO sees all of them.
     let records = load_records(&data.join("train/records.jsonl"))?;
     let sft_records = a.out.join("sft_records.jsonl");
-    save_records(&sft_records, &records[..records.len() / 2], RecordFormat::Jsonl)?;
+    let mut sft_set = records[..records.len() / 2].to_vec();
+    if a.look_in_sft {
+        sft_set.extend(load_records(&data.join("train/look_records.jsonl"))?);
+    }
+    save_records(&sft_records, &sft_set, RecordFormat::Jsonl)?;
     tracing::info!("2/6 tokenizer and tiny Qwen2-VL from scratch");
     let init = a.out.join("model-init");
     let spec = TinySpec::default();
