@@ -327,8 +327,7 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
     // The output folder is not replaced without --force.
     assert!(!repic(&["demo", "--quick", "--out", &o]).status.success());
     // --reuse-sft keeps the data and the SFT model and reruns GRPO with the overrides given.
-    let is_ckpt = |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().starts_with("checkpoint-");
-    let ckpt = out.join("sft").read_dir().unwrap().map(|e| e.unwrap().path()).find(is_ckpt).expect("an SFT checkpoint");
+    let (_, ckpt) = repic_trainer::checkpoint::list_checkpoints(&out.join("sft")).pop().expect("an SFT checkpoint");
     let weights = ckpt.join("model/model.safetensors");
     let sft_model = std::fs::read(&weights).unwrap();
     let again = repic(&["demo", "--quick", "--out", &o, "--seed", "1", "--reuse-sft", "--grpo-set", "grpo.beta=0.0"]);

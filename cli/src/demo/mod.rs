@@ -97,6 +97,20 @@ impl Plan {
             grpo_steps: if quick { 4 } else { 400 },
         }
     }
+
+    /// The plan of `repic demo` with its options applied.
+    fn from_args(a: &Args) -> Self {
+        let mut plan = Plan::new(a.quick, a.seed);
+        if let Some(n) = a.records {
+            plan.synth.train_records = n;
+        }
+        if let Some(m) = &a.mix {
+            plan.synth.mix = m.clone();
+        }
+        plan.sft_epochs = a.sft_epochs.unwrap_or(plan.sft_epochs);
+        plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
+        plan
+    }
 }
 
 /// Every text the model will read or write: the tokenizer's training corpus.
@@ -167,21 +181,13 @@ fn sft(model: &Path, out: &Path, records: &Path, data: &Path, epochs: usize, see
 }
 
 /// Steps 1-3: data, tokenizer and model, SFT warm start; returns the SFT model's folder.
-fn prepare(a: &Args, data: &Path, dev: &burn::tensor::Device<Backend>) -> anyhow::Result<PathBuf> {
+fn prepare(a: &Args, plan: &Plan, data: &Path, dev: &burn::tensor::Device<Backend>) -> anyhow::Result<PathBuf> {
     if a.out.exists() {
         if !a.force {
             bail!("{} exists; pass --force to replace it or choose another --out", a.out.display());
         }
         std::fs::remove_dir_all(&a.out).with_context(|| format!("removing {}", a.out.display()))?;
     }
-    let mut plan = Plan::new(a.quick, a.seed);
-    if let Some(n) = a.records {
-        plan.synth.train_records = n;
-    }
-    if let Some(m) = &a.mix {
-        plan.synth.mix = m.clone();
-    }
-    plan.sft_epochs = a.sft_epochs.unwrap_or(plan.sft_epochs);
     tracing::info!("1/6 synthetic concepts and records -> {}", data.display());
     generate(&plan.synth, data, false, &mut |_| {})?;
     // SFT warm start on the first half of the records; GRPO sees all of them.
@@ -216,26 +222,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let dev = default_device();
     Backend::seed(&dev, a.seed);
     let data = a.out.join("data");
-    let sft_model = if a.reuse_sft { reused_sft(&a.out)? } else { prepare(&a, &data, &dev)? };
+    let plan = Plan::from_args(&a);
+    let sft_model = if a.reuse_sft { reused_sft(&a.out)? } else { prepare(&a, &plan, &data, &dev)? };
     tracing::info!("4/6 evaluating the SFT model");
     let sft_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
     let sft = evaluate(&sft_ckpt, &data, &a.out.join("captions_sft.json"), &dev)?;
     drop(sft_ckpt);
     tracing::info!("5/6 GRPO with RePIC's rewards");
+    let grpo_out = a.out.join("grpo");
     let grpo_cfg = config(
         &[
             format!("seed={}", a.seed),
             format!("model={}", path_value(&sft_model)),
-            format!("output_dir={}", path_value(&a.out.join("grpo"))),
+            format!("output_dir={}", path_value(&grpo_out)),
             format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
             format!("data.image_root={}", path_value(&data)),
-            format!("train.max_steps={}", a.grpo_steps.unwrap_or(Plan::new(a.quick, a.seed).grpo_steps)),
+            format!("train.max_steps={}", plan.grpo_steps),
         ]
         .into_iter()
         .chain(a.grpo_set.iter().cloned())
         .collect::<Vec<_>>(),
     )?;
-    let grpo_out = a.out.join("grpo");
     if grpo_out.exists() {
         std::fs::remove_dir_all(&grpo_out).with_context(|| format!("removing {}", grpo_out.display()))?;
     }
