@@ -56,6 +56,9 @@ pub struct Args {
     /// --eval-records held out in eval/look_records.jsonl).
     #[arg(long, default_value_t = 0)]
     look_records: usize,
+    /// Look records show a random concept's reference image first and ask about the second image.
+    #[arg(long, requires = "look_records")]
+    look_reference: bool,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -78,6 +81,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         plain_background: a.plain_background,
         oct_single_object: a.oct_single_object,
         look_records: a.look_records,
+        look_reference: a.look_reference,
     };
     let bar = ProgressBar::new(total_images(&cfg) as u64);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images ({elapsed})")?);

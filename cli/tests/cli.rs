@@ -326,15 +326,19 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
     assert_eq!(captions.as_array().unwrap().len(), 6, "2 queries in each of 3 splits");
     // The output folder is not replaced without --force.
     assert!(!repic(&["demo", "--quick", "--out", &o]).status.success());
-    // --reuse-sft keeps the data and the SFT model and reruns GRPO with the overrides given.
+    // The demo's GRPO fine-tunes every weight (a full model, no adapter).
+    assert!(out.join("grpo/checkpoint-4/model/model.safetensors").is_file());
+    // --reuse-sft keeps the data and the SFT model and reruns GRPO with the overrides given (here LoRA).
     let (_, ckpt) = repic_trainer::checkpoint::list_checkpoints(&out.join("sft")).pop().expect("an SFT checkpoint");
     let weights = ckpt.join("model/model.safetensors");
     let sft_model = std::fs::read(&weights).unwrap();
-    let again = repic(&["demo", "--quick", "--out", &o, "--seed", "1", "--reuse-sft", "--grpo-set", "grpo.beta=0.0"]);
+    let lora = ["--grpo-set", "finetune=\"lora\"", "--grpo-set", "freeze_vision=true", "--grpo-set", "grpo.beta=0.0"];
+    let again = repic(&[&["demo", "--quick", "--out", &o, "--seed", "1", "--reuse-sft"][..], &lora[..]].concat());
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(std::fs::read(&weights).unwrap(), sft_model);
     let cfg = std::fs::read_to_string(out.join("grpo/config.toml")).unwrap();
-    assert!(cfg.contains("beta = 0.0"), "{cfg}");
+    assert!(cfg.contains("beta = 0.0") && cfg.contains("finetune = \"lora\""), "{cfg}");
+    assert!(out.join("grpo/checkpoint-4/adapter/adapter_config.json").is_file());
     let bad = repic(&["demo", "--quick", "--out", &tmp.path().join("none").to_string_lossy(), "--reuse-sft"]);
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("no SFT checkpoint"),

@@ -348,6 +348,40 @@ fn one_object_oct_scenes_show_the_concept_exactly_when_the_answer_is_yes() {
 }
 
 #[test]
+fn look_records_with_a_reference_ask_about_the_second_image() {
+    let cfg = SynthConfig {
+        concepts: 6,
+        train_records: 4,
+        distinct_colours: true,
+        plain_background: true,
+        look_records: 40,
+        look_reference: true,
+        ..small(3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let manifest = generate(&cfg, &out, false, &mut |_| {}).unwrap();
+    let mut asked_reference = 0;
+    for r in load_records(&out.join("train/look_records.jsonl")).unwrap() {
+        assert_eq!(r.images.len(), 2, "{:?}", r.images);
+        let name = r.images[0].strip_prefix("concepts/").unwrap().rsplit_once('_').unwrap().0;
+        let reference = manifest.concepts.iter().find(|c| c["name"] == name).expect(name);
+        let asked = r.problem.strip_prefix("Is the object in the second image ").unwrap().split('?').next().unwrap();
+        let answer = r.extra["answer"].as_str().unwrap();
+        let shown_colour = answer.strip_prefix("The image shows ").unwrap().split(' ').nth(1).unwrap();
+        let GroundTruth::Text(solution) = &r.solution else { panic!() };
+        assert_eq!(solution, if asked == shown_colour { "yes" } else { "no" }, "{} / {answer}", r.problem);
+        assert!(answer.contains(&format!("The colours {shown_colour} and {asked} ")), "{answer}");
+        // A no asks for the reference's colour whenever the shown object has another one.
+        if solution == "no" && reference["colour"] != shown_colour {
+            assert_eq!(reference["colour"], asked, "{} / {answer}", r.problem);
+            asked_reference += 1;
+        }
+    }
+    assert!(asked_reference > 5, "{asked_reference}");
+}
+
+#[test]
 fn oct_rationale_for_one_object_says_what_is_shown_then_compares() {
     use repic_data::synth::{SynthConcept, oct_rationale_seen};
     let look = Look { shape: 1, colour: 1, pattern: 0, ink: 0, accessory: 0, accessory_colour: 2 };

@@ -115,6 +115,10 @@ pub struct SynthConfig {
     /// `eval/look_records.jsonl`) that ask whether the one object of a scene has a named colour: a perception
     /// warm-up for models trained from scratch. Scored like OCT (yes/no).
     pub look_records: usize,
+    /// Look records also show a reference image of a random concept first and ask about the object in the
+    /// second image (OCT's layout); a no asks for the reference's colour when it differs from the shown one, so
+    /// describing the first image instead of the second gives the wrong answer.
+    pub look_reference: bool,
 }
 
 impl Default for SynthConfig {
@@ -134,6 +138,7 @@ impl Default for SynthConfig {
             plain_background: false,
             oct_single_object: false,
             look_records: 0,
+            look_reference: false,
         }
     }
 }
@@ -238,33 +243,38 @@ impl Gen<'_> {
         Ok(Saved { path: rel, boxes: s.boxes })
     }
 
-    /// A look warm-up record: one object (a concept's look or a distractor's) and "is it <colour>?".
+    /// A look warm-up record: one object (a concept's look or a distractor's) and "is it <colour>?", after a
+    /// reference image of a random concept with `look_reference`.
     fn look_record(&mut self, rel: String) -> Result<Record, DataError> {
         let look = if self.rng.random_bool(0.5) {
             self.concepts[self.rng.random_range(0..self.concepts.len())].look
         } else {
             concept::distractor_look(&self.concepts, self.cfg.distinct_colours, &mut self.rng)
         };
-        let positive = self.rng.random_bool(0.5);
-        let colour = if positive {
-            look.colour
+        let reference = if self.cfg.look_reference {
+            let i = self.rng.random_range(0..self.concepts.len());
+            Some((self.reference(i), self.concepts[i].look.colour))
         } else {
-            (look.colour + self.rng.random_range(1..COLOURS.len())) % COLOURS.len()
+            None
+        };
+        let positive = self.rng.random_bool(0.5);
+        let colour = match reference {
+            _ if positive => look.colour,
+            Some((_, c)) if c != look.colour => c,
+            _ => (look.colour + self.rng.random_range(1..COLOURS.len())) % COLOURS.len(),
         };
         let scene = self.render(rel, &[look], &[])?.path;
         let verdict = if positive { "yes" } else { "no" };
         let answer =
             format!("The image shows {}. {}", a_or_an(&look.description()), colour_verdict(look.colour, colour));
-        let problem = format!("Is the object in this image {}? Answer with yes or no.", COLOURS[colour].0);
+        let (images, which) = match reference {
+            Some((r, _)) => (vec![r, scene], "the second image"),
+            None => (vec![scene], "this image"),
+        };
+        let problem = format!("Is the object in {which} {}? Answer with yes or no.", COLOURS[colour].0);
         let mut extra = Map::new();
         extra.insert("answer".into(), Value::String(answer));
-        Ok(Record {
-            images: vec![scene],
-            problem,
-            solution: GroundTruth::Text(verdict.into()),
-            method: Method::YesNo,
-            extra,
-        })
+        Ok(Record { images, problem, solution: GroundTruth::Text(verdict.into()), method: Method::YesNo, extra })
     }
 
     fn reference(&mut self, i: usize) -> String {
