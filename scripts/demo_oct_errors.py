@@ -28,6 +28,8 @@ ANSWER = re.compile(
 def classify(answer: str, truth: str) -> tuple:
     """The (read, recall, compare) labels of one answer against the record's worked answer."""
     got, want = ANSWER.match(answer), ANSWER.match(truth)
+    if want is None:
+        raise ValueError(f"worked answer not of the one-object form (made with --oct-single-object?): {truth!r}")
     if got is None:
         return ("unparsed",)
     shown, _, look, first, second, verdict, _ = got.groups()
@@ -59,7 +61,10 @@ def main() -> None:
     for ans, rec in zip(answers, records):
         if rec["accu_reward_method"] != "yes_no":
             continue
-        label = classify(ans["completion"], rec["answer"])
+        try:
+            label = classify(ans["completion"], rec["answer"])
+        except ValueError as e:
+            raise SystemExit(f"{a.records}: record {ans['index']}: {e}")
         counts[label + ("right" if ans["reward"] == 1.0 else "wrong", rec["solution"])] += 1
     total = sum(counts.values())
     print(f"{total} OCT answers; columns: read, recall, compare, verdict, solution")
