@@ -54,6 +54,28 @@ fn same_seed_same_bytes_other_seed_differs() {
 }
 
 #[test]
+fn held_out_sizes_leave_the_training_files_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let base = SynthConfig { look_records: 5, ..small(5) };
+    generate(&base, &a, false, &mut |_| {}).unwrap();
+    generate(&SynthConfig { eval_records: 7, eval_queries: 9, ..base }, &b, false, &mut |_| {}).unwrap();
+    let (ta, tb) = (read_tree(&a), read_tree(&b));
+    let training = |t: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        t.iter()
+            .filter(|(k, _)| k.starts_with("train/") || k.starts_with("concepts/") || k.starts_with("database"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (train_a, train_b) = (training(&ta), training(&tb));
+    assert!(train_a.contains_key("train/records.jsonl") && train_a.contains_key("train/look_records.jsonl"));
+    assert!(train_a.keys().any(|k| k.starts_with("concepts/")));
+    assert!(train_a == train_b, "training files must not depend on the held-out sizes");
+    assert_eq!(load_records(&b.join("eval/look_records.jsonl")).unwrap().len(), 7);
+    assert_ne!(ta.get("eval/records.jsonl"), tb.get("eval/records.jsonl"));
+}
+
+#[test]
 fn output_is_a_consistent_data_set() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("set");

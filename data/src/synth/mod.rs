@@ -461,6 +461,24 @@ fn colour_verdict(seen: usize, asked: usize) -> String {
     format!("The colours {} and {} {how}, so the answer is {verdict}.", COLOURS[seen].0, COLOURS[asked].0)
 }
 
+/// The parts of a data set that draw from their own random stream, so that the size of one (say, more
+/// held-out records for a steadier evaluation) leaves the others unchanged. Concepts, references and training
+/// records share the seed's first stream.
+#[derive(Clone, Copy)]
+enum Section {
+    HeldOut = 1,
+    LookTrain = 2,
+    LookEval = 3,
+    Queries = 4,
+}
+
+/// The generator of `section`'s draws for `seed`.
+fn section_rng(seed: u64, section: Section) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(section as u64);
+    rng
+}
+
 /// Number of images [`generate`] renders for `cfg` (for progress bars).
 pub fn total_images(cfg: &SynthConfig) -> usize {
     let looks = if cfg.look_records > 0 { cfg.look_records + cfg.eval_records } else { 0 };
@@ -538,6 +556,7 @@ pub fn generate(
     g.stage.records("train/records.jsonl", &train)?;
 
     let mut held_out = Vec::new();
+    g.rng = section_rng(cfg.seed, Section::HeldOut);
     for (t, m) in [Method::YesNo, Method::Iou, Method::YesNoName, Method::YesNoNameMulti].into_iter().enumerate() {
         for i in 0..cfg.eval_records {
             held_out.push(g.record(m, format!("eval/images/r{t}_{i:04}.png"))?);
@@ -547,7 +566,10 @@ pub fn generate(
     g.stage.records("eval/records.jsonl", &held_out)?;
 
     if cfg.look_records > 0 {
-        for (split, n) in [("train", cfg.look_records), ("eval", cfg.eval_records)] {
+        for (split, n, section) in
+            [("train", cfg.look_records, Section::LookTrain), ("eval", cfg.eval_records, Section::LookEval)]
+        {
+            g.rng = section_rng(cfg.seed, section);
             let recs = (0..n)
                 .map(|i| g.look_record(format!("{split}/images/look_{i:05}.png")))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -556,6 +578,7 @@ pub fn generate(
         }
     }
 
+    g.rng = section_rng(cfg.seed, Section::Queries);
     for k in [1usize, 2, 4] {
         let mut queries = crate::QueryList::default();
         let mut boxes: IndexMap<String, IndexMap<String, [i64; 4]>> = IndexMap::new();
