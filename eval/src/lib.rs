@@ -20,6 +20,7 @@
 //! ```
 
 mod caption;
+pub mod paired;
 pub mod runner;
 
 pub use caption::{CaptionScores, CaseRule, Scorer, score_captions, score_name_aware, score_official};

@@ -80,22 +80,35 @@ pub struct RecordAccuracy {
 /// Score `completions[i]` of `records[i]`; `sizes[i]` is the query image's size as the model saw it.
 pub fn record_accuracy(records: &[Record], completions: &[String], sizes: &[Option<(u32, u32)>]) -> RecordAccuracy {
     let mut acc = RecordAccuracy::default();
-    let oct = OctOptions { word_boundary: true };
-    let vlt = VltOptions::default();
-    for ((r, text), size) in records.iter().zip(completions).zip(sizes) {
-        match (&r.method, &r.solution) {
-            (Method::YesNo, GroundTruth::Text(s)) => {
-                acc.oct.total += 1;
-                acc.oct.correct += usize::from(oct_reward(text, s, &oct) == 1.0);
-            }
-            (Method::Iou, GroundTruth::Box(b)) => {
-                acc.vlt.total += 1;
-                acc.vlt.correct += usize::from(vlt_reward(text, b, *size, &vlt) == Some(1.0));
-            }
-            _ => {}
+    for (r, ok) in records.iter().zip(record_correct(records, completions, sizes)) {
+        let task = match r.method {
+            Method::YesNo => &mut acc.oct,
+            Method::Iou => &mut acc.vlt,
+            _ => continue,
+        };
+        if let Some(ok) = ok {
+            task.total += 1;
+            task.correct += usize::from(ok);
         }
     }
     acc
+}
+
+/// Whether each OCT and VLT answer is right, by the rules of [`RecordAccuracy`] (`None` for records of other
+/// tasks): the per-record view that paired comparisons of two models need.
+pub fn record_correct(records: &[Record], completions: &[String], sizes: &[Option<(u32, u32)>]) -> Vec<Option<bool>> {
+    let oct = OctOptions { word_boundary: true };
+    let vlt = VltOptions::default();
+    records
+        .iter()
+        .zip(completions)
+        .zip(sizes)
+        .map(|((r, text), size)| match (&r.method, &r.solution) {
+            (Method::YesNo, GroundTruth::Text(s)) => Some(oct_reward(text, s, &oct) == 1.0),
+            (Method::Iou, GroundTruth::Box(b)) => Some(vlt_reward(text, b, *size, &vlt) == Some(1.0)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -122,6 +135,8 @@ mod tests {
         assert_eq!(acc.oct, Accuracy { correct: 2, total: 3 });
         assert_eq!(acc.vlt, Accuracy { correct: 1, total: 2 });
         assert!((acc.oct.percent() - 66.666).abs() < 0.01);
+        let each = record_correct(&records, &texts, &[None; 6]);
+        assert_eq!(each, [Some(true), Some(false), Some(true), Some(true), Some(false), None]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use repic_data::{CaptionResult, ConceptDb, Record, load_query_list, load_records};
-use repic_eval::runner::{caption_prompt, generate_greedy, record_accuracy};
+use repic_eval::runner::{caption_prompt, generate_greedy, record_accuracy, record_correct};
 use repic_eval::{score_name_aware, score_official};
 use repic_models::{Checkpoint, VlInput};
 use serde::Serialize;
@@ -51,6 +51,16 @@ pub const ROWS: [(&str, &str); 9] = [
     ("mean_length", "mean caption length (tokens)"),
 ];
 
+/// One model's evaluation: the table's figures and, for paired comparisons, whether each held-out OCT / VLT
+/// record was answered right.
+pub struct Evaluation {
+    /// The figures of the table.
+    pub metrics: DemoMetrics,
+    /// Per held-out record evaluated (in `eval/records.jsonl` order), whether an OCT answer is right (`None`
+    /// for the other tasks).
+    pub oct_correct: Vec<Option<bool>>,
+}
+
 /// Evaluate `ckpt` on the held-out part of the synthetic data in `data`; its captions are written to `captions`
 /// (RePIC's result format, for `repic score`).
 pub fn evaluate<B: Backend>(
@@ -58,7 +68,7 @@ pub fn evaluate<B: Backend>(
     data: &Path,
     captions: &Path,
     device: &B::Device,
-) -> anyhow::Result<DemoMetrics> {
+) -> anyhow::Result<Evaluation> {
     let engine = ckpt.engine(device);
     let db = ConceptDb::load(&data.join("database_rap.json"))?;
     // Captioning over the 1-, 2- and 4-concept query lists together.
@@ -99,9 +109,12 @@ pub fn evaluate<B: Backend>(
         crate::eval_cmd::answer_records(ckpt, &records, data, 0, 64, 8, device)?;
     let texts: Vec<String> = answers.into_iter().map(|g| g.text).collect();
     let acc = record_accuracy(&records, &texts, &sizes);
+    let oct_correct = (records.iter().zip(record_correct(&records, &texts, &sizes)))
+        .map(|(r, ok)| ok.filter(|_| r.method == repic_rewards::Method::YesNo))
+        .collect();
     let (p, r, f) = official.rounded();
     let (ap, ar, af) = aware.rounded();
-    Ok(DemoMetrics {
+    let metrics = DemoMetrics {
         precision: p,
         recall: r,
         f1: f,
@@ -111,7 +124,8 @@ pub fn evaluate<B: Backend>(
         oct_accuracy: acc.oct.percent(),
         vlt_accuracy: acc.vlt.percent(),
         mean_length,
-    })
+    };
+    Ok(Evaluation { metrics, oct_correct })
 }
 
 impl DemoMetrics {

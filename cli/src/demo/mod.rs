@@ -17,7 +17,8 @@ use repic_models::{Checkpoint, DefaultBackend as Backend, TinySpec, create_tiny_
 use repic_trainer::TrainConfig;
 
 use crate::train::StepBar;
-use evaluate::{DemoMetrics, ROWS, evaluate};
+use evaluate::{Evaluation, ROWS, evaluate};
+use repic_eval::paired::PairedChange;
 
 /// The demo's GRPO config; paths are filled in at run time.
 const DEMO_TOML: &str = include_str!("../../../configs/demo.toml");
@@ -275,16 +276,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Print the table and write `summary.json`.
-fn report(out: &Path, sft: &DemoMetrics, grpo: &DemoMetrics, seconds: f64) -> anyhow::Result<()> {
+fn report(out: &Path, sft: &Evaluation, grpo: &Evaluation, seconds: f64) -> anyhow::Result<()> {
+    let (sft_m, grpo_m) = (&sft.metrics, &grpo.metrics);
     println!();
     println!("{:<32} {:>10} {:>12}", "held-out metric", "SFT", "SFT+GRPO");
     for (key, label) in ROWS {
-        println!("{label:<32} {:>10.1} {:>12.1}", sft.get(key), grpo.get(key));
+        println!("{label:<32} {:>10.1} {:>12.1}", sft_m.get(key), grpo_m.get(key));
     }
+    // The same records answered by both models: OCT answers GRPO fixed and broke, and whether that is chance.
+    let oct = PairedChange::new(&sft.oct_correct, &grpo.oct_correct).map_err(anyhow::Error::msg)?;
+    let p = if oct.p_value < 1e-3 { format!("{:.1e}", oct.p_value) } else { format!("{:.3}", oct.p_value) };
+    println!(
+        "OCT answers GRPO fixed / broke: {} / {} of {} (exact McNemar p = {p})",
+        oct.fixed, oct.broken, oct.records
+    );
     println!();
     println!("{:.0} s in all. TensorBoard: tensorboard --logdir {}", seconds, out.display());
     println!("plots: {} and {}", out.join("sft/training.png").display(), out.join("grpo/training.png").display());
-    let summary = serde_json::json!({"sft": sft, "grpo": grpo, "seconds": seconds});
+    let summary = serde_json::json!({"sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "seconds": seconds});
     let text = serde_json::to_string_pretty(&summary)?;
     repic_data::write_atomic(&out.join("summary.json"), text.as_bytes())?;
     println!("summary: {}", out.join("summary.json").display());
