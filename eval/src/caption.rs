@@ -118,17 +118,33 @@ fn fold_case(sensitive: bool) -> impl Fn(&str) -> String {
 /// `</s>`); a concept is present when its bracketed or bare key equals a token.
 pub fn score_official(results: &[CaptionResult], case_sensitive: bool) -> CaptionScores {
     let fold = fold_case(case_sensitive);
-    let tokens: Vec<HashSet<String>> = results
+    let tokens = official_tokens(results, &fold);
+    count(results, &fold, |i, key| official_present(&tokens[i], key))
+}
+
+/// For each ground-truth concept of each caption, in order, whether the official scorer finds it: the slots
+/// behind its recall (for paired comparisons of two models' captions of the same queries).
+pub fn official_recalled(results: &[CaptionResult], case_sensitive: bool) -> Vec<bool> {
+    let fold = fold_case(case_sensitive);
+    let tokens = official_tokens(results, &fold);
+    results.iter().zip(&tokens).flat_map(|(r, t)| r.concepts.iter().map(|c| official_present(t, &fold(c)))).collect()
+}
+
+/// Each caption's tokens as the official scorer reads them.
+fn official_tokens(results: &[CaptionResult], fold: &impl Fn(&str) -> String) -> Vec<HashSet<String>> {
+    results
         .iter()
         .map(|r| {
             let text = fold(&r.caption.replace("</s>", ""));
             text.split_whitespace().map(|t| t.trim_matches(|c| ".,!?;:()[]{}\"'-".contains(c)).to_string()).collect()
         })
-        .collect();
-    count(results, &fold, |i, key| {
-        let bare = key.strip_prefix('<').and_then(|k| k.strip_suffix('>')).unwrap_or(key);
-        tokens[i].contains(key) || tokens[i].contains(bare)
-    })
+        .collect()
+}
+
+/// The official scorer's presence rule: the bracketed or the bare key is one of the caption's tokens.
+fn official_present(tokens: &HashSet<String>, key: &str) -> bool {
+    let bare = key.strip_prefix('<').and_then(|k| k.strip_suffix('>')).unwrap_or(key);
+    tokens.contains(key) || tokens.contains(bare)
 }
 
 fn is_word(c: char) -> bool {
@@ -191,6 +207,9 @@ mod tests {
         // Insensitive: q2 <a> now correct, <c> MISS.
         let s = score_official(&results, false);
         assert_eq!((s.slots, s.correct, s.predicted), (6, 3, 4));
+        // The slots behind those recalls, caption by caption.
+        assert_eq!(official_recalled(&results, true), [true, true, false, false, false, false]);
+        assert_eq!(official_recalled(&results, false), [true, true, true, false, false, false]);
     }
 
     #[test]

@@ -23,4 +23,6 @@ mod caption;
 pub mod paired;
 pub mod runner;
 
-pub use caption::{CaptionScores, CaseRule, Scorer, score_captions, score_name_aware, score_official};
+pub use caption::{
+    CaptionScores, CaseRule, Scorer, official_recalled, score_captions, score_name_aware, score_official,
+};

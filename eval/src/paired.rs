@@ -1,13 +1,13 @@
-//! Paired comparison of two models on the same held-out records: how many answers the second fixes and breaks,
-//! and the exact McNemar test of whether that split is beyond chance.
+//! Paired comparison of two models on the same held-out items (records, caption names): how many the second
+//! fixes and breaks, and the exact McNemar test of whether that split is beyond chance.
 
 use serde::Serialize;
 
-/// Changes between two models' per-record correctness on the same records.
+/// Changes between two models' per-item correctness on the same items (held-out records, caption names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct PairedChange {
-    /// Records both models were scored on.
-    pub records: usize,
+    /// Items both models were scored on.
+    pub items: usize,
     /// Wrong before, right after.
     pub fixed: usize,
     /// Right before, wrong after.
@@ -17,16 +17,16 @@ pub struct PairedChange {
 }
 
 impl PairedChange {
-    /// Compare `before[i]` with `after[i]`; records scored by only one side (`None`) are skipped, and the two
-    /// slices must have the same length (records in the same order).
+    /// Compare `before[i]` with `after[i]`; items scored by only one side (`None`) are skipped, and the two
+    /// slices must have the same length (items in the same order).
     pub fn new(before: &[Option<bool>], after: &[Option<bool>]) -> Result<Self, String> {
         if before.len() != after.len() {
-            return Err(format!("{} records before but {} after", before.len(), after.len()));
+            return Err(format!("{} items before but {} after", before.len(), after.len()));
         }
         let mut c = PairedChange::default();
         for (b, a) in before.iter().zip(after) {
             if let (Some(b), Some(a)) = (b, a) {
-                c.records += 1;
+                c.items += 1;
                 c.fixed += usize::from(!b && *a);
                 c.broken += usize::from(*b && !a);
             }
@@ -36,7 +36,7 @@ impl PairedChange {
     }
 }
 
-/// Exact two-sided McNemar p-value: the probability, with each of the `fixed + broken` discordant records equally
+/// Exact two-sided McNemar p-value: the probability, with each of the `fixed + broken` discordant items equally
 /// likely to go either way, of a split at least as uneven as this one (1 when there are none).
 pub fn mcnemar_exact(fixed: usize, broken: usize) -> f64 {
     let n = fixed + broken;
@@ -62,7 +62,7 @@ mod tests {
         // 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 2 * 79 / 4096.
         assert!((mcnemar_exact(10, 2) - 158.0 / 4096.0).abs() < 1e-12);
         assert!((mcnemar_exact(2, 10) - 158.0 / 4096.0).abs() < 1e-12);
-        // All ten discordant records one way: 2 / 2^10.
+        // All ten discordant items one way: 2 / 2^10.
         assert!((mcnemar_exact(0, 10) - 2.0 / 1024.0).abs() < 1e-12);
         assert_eq!(mcnemar_exact(5, 5), 1.0);
         assert_eq!(mcnemar_exact(0, 0), 1.0);
@@ -72,12 +72,12 @@ mod tests {
     }
 
     #[test]
-    fn paired_change_counts_only_records_both_scored() {
+    fn paired_change_counts_only_items_both_scored() {
         let before = [Some(true), Some(false), Some(false), Some(true), None, Some(true)];
         let after = [Some(true), Some(true), Some(false), Some(false), Some(true), None];
         let c = PairedChange::new(&before, &after).unwrap();
-        assert_eq!((c.records, c.fixed, c.broken), (4, 1, 1));
+        assert_eq!((c.items, c.fixed, c.broken), (4, 1, 1));
         assert_eq!(c.p_value, 1.0);
-        assert!(PairedChange::new(&before, &after[..5]).unwrap_err().contains("6 records before but 5 after"));
+        assert!(PairedChange::new(&before, &after[..5]).unwrap_err().contains("6 items before but 5 after"));
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use repic_data::{CaptionResult, ConceptDb, Record, load_query_list, load_records};
 use repic_eval::runner::{caption_prompt, generate_greedy, record_accuracy, record_correct};
-use repic_eval::{score_name_aware, score_official};
+use repic_eval::{official_recalled, score_name_aware, score_official};
 use repic_models::{Checkpoint, VlInput};
 use serde::Serialize;
 
@@ -51,14 +51,16 @@ pub const ROWS: [(&str, &str); 9] = [
     ("mean_length", "mean caption length (tokens)"),
 ];
 
-/// One model's evaluation: the table's figures and, for paired comparisons, whether each held-out OCT / VLT
-/// record was answered right.
+/// One model's evaluation: the table's figures and, for paired comparisons, whether each held-out OCT record
+/// was answered right and each caption name recalled.
 pub struct Evaluation {
     /// The figures of the table.
     pub metrics: DemoMetrics,
     /// Per held-out record evaluated (in `eval/records.jsonl` order), whether an OCT answer is right (`None`
     /// for the other tasks).
     pub oct_correct: Vec<Option<bool>>,
+    /// Per ground-truth name of each held-out caption query, whether the official scorer finds it in the caption.
+    pub names_recalled: Vec<Option<bool>>,
 }
 
 /// Evaluate `ckpt` on the held-out part of the synthetic data in `data`; its captions are written to `captions`
@@ -97,6 +99,7 @@ pub fn evaluate<B: Backend>(
     let text = serde_json::to_string_pretty(&results)?;
     repic_data::write_atomic(captions, text.as_bytes()).with_context(|| format!("writing {}", captions.display()))?;
     let official = score_official(&results, true);
+    let names_recalled = official_recalled(&results, true).into_iter().map(Some).collect();
     let aware = score_name_aware(&results, Some(&db), true);
     let mean_length = gens.iter().map(|g| g.tokens.len() as f64).sum::<f64>() / gens.len().max(1) as f64;
     // Held-out OCT and VLT records, with the training prompt (no ICT suffix draws matter here).
@@ -125,7 +128,7 @@ pub fn evaluate<B: Backend>(
         vlt_accuracy: acc.vlt.percent(),
         mean_length,
     };
-    Ok(Evaluation { metrics, oct_correct })
+    Ok(Evaluation { metrics, oct_correct, names_recalled })
 }
 
 impl DemoMetrics {

@@ -283,17 +283,17 @@ fn report(out: &Path, sft: &Evaluation, grpo: &Evaluation, seconds: f64) -> anyh
     for (key, label) in ROWS {
         println!("{label:<32} {:>10.1} {:>12.1}", sft_m.get(key), grpo_m.get(key));
     }
-    // The same records answered by both models: OCT answers GRPO fixed and broke, and whether that is chance.
+    // The same items judged for both models: what GRPO fixed and broke, and whether that split is chance.
     let oct = PairedChange::new(&sft.oct_correct, &grpo.oct_correct).map_err(anyhow::Error::msg)?;
-    let p = if oct.p_value < 1e-3 { format!("{:.1e}", oct.p_value) } else { format!("{:.3}", oct.p_value) };
-    println!(
-        "OCT answers GRPO fixed / broke: {} / {} of {} (exact McNemar p = {p})",
-        oct.fixed, oct.broken, oct.records
-    );
+    let names = PairedChange::new(&sft.names_recalled, &grpo.names_recalled).map_err(anyhow::Error::msg)?;
+    for (what, c) in [("OCT answers", &oct), ("caption names recalled", &names)] {
+        let p = if c.p_value < 1e-3 { format!("{:.1e}", c.p_value) } else { format!("{:.3}", c.p_value) };
+        println!("{what}, GRPO fixed / broke: {} / {} of {} (exact McNemar p = {p})", c.fixed, c.broken, c.items);
+    }
     println!();
     println!("{:.0} s in all. TensorBoard: tensorboard --logdir {}", seconds, out.display());
     println!("plots: {} and {}", out.join("sft/training.png").display(), out.join("grpo/training.png").display());
-    let summary = serde_json::json!({"sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "seconds": seconds});
+    let summary = serde_json::json!({"sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "recall_paired": names, "seconds": seconds});
     let text = serde_json::to_string_pretty(&summary)?;
     repic_data::write_atomic(&out.join("summary.json"), text.as_bytes())?;
     println!("summary: {}", out.join("summary.json").display());
