@@ -79,19 +79,26 @@ pub struct RecordAccuracy {
 
 /// Score `completions[i]` of `records[i]`; `sizes[i]` is the query image's size as the model saw it.
 pub fn record_accuracy(records: &[Record], completions: &[String], sizes: &[Option<(u32, u32)>]) -> RecordAccuracy {
-    let mut acc = RecordAccuracy::default();
-    for (r, ok) in records.iter().zip(record_correct(records, completions, sizes)) {
-        let task = match r.method {
-            Method::YesNo => &mut acc.oct,
-            Method::Iou => &mut acc.vlt,
-            _ => continue,
-        };
-        if let Some(ok) = ok {
-            task.total += 1;
-            task.correct += usize::from(ok);
+    RecordAccuracy::from_correct(records, &record_correct(records, completions, sizes))
+}
+
+impl RecordAccuracy {
+    /// The accuracies of per-record verdicts from [`record_correct`] (`correct[i]` belongs to `records[i]`).
+    pub fn from_correct(records: &[Record], correct: &[Option<bool>]) -> Self {
+        let mut acc = RecordAccuracy::default();
+        for (r, ok) in records.iter().zip(correct) {
+            let task = match r.method {
+                Method::YesNo => &mut acc.oct,
+                Method::Iou => &mut acc.vlt,
+                _ => continue,
+            };
+            if let Some(ok) = ok {
+                task.total += 1;
+                task.correct += usize::from(*ok);
+            }
         }
+        acc
     }
-    acc
 }
 
 /// Whether each OCT and VLT answer is right, by the rules of [`RecordAccuracy`] (`None` for records of other

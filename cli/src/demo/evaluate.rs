@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use repic_data::{CaptionResult, ConceptDb, Record, load_query_list, load_records};
-use repic_eval::runner::{caption_prompt, generate_greedy, record_accuracy, record_correct};
+use repic_eval::runner::{RecordAccuracy, caption_prompt, generate_greedy, record_correct};
 use repic_eval::{official_recalled, score_name_aware, score_official};
 use repic_models::{Checkpoint, VlInput};
 use serde::Serialize;
@@ -111,10 +111,10 @@ pub fn evaluate<B: Backend>(
     let crate::eval_cmd::Answers { gens: answers, sizes } =
         crate::eval_cmd::answer_records(ckpt, &records, data, 0, 64, 8, device)?;
     let texts: Vec<String> = answers.into_iter().map(|g| g.text).collect();
-    let acc = record_accuracy(&records, &texts, &sizes);
-    let oct_correct = (records.iter().zip(record_correct(&records, &texts, &sizes)))
-        .map(|(r, ok)| ok.filter(|_| r.method == repic_rewards::Method::YesNo))
-        .collect();
+    let correct = record_correct(&records, &texts, &sizes);
+    let acc = RecordAccuracy::from_correct(&records, &correct);
+    let oct_correct =
+        records.iter().zip(correct).map(|(r, ok)| ok.filter(|_| r.method == repic_rewards::Method::YesNo)).collect();
     let (p, r, f) = official.rounded();
     let (ap, ar, af) = aware.rounded();
     let metrics = DemoMetrics {

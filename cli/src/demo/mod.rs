@@ -293,7 +293,9 @@ fn report(out: &Path, sft: &Evaluation, grpo: &Evaluation, seconds: f64) -> anyh
     println!();
     println!("{:.0} s in all. TensorBoard: tensorboard --logdir {}", seconds, out.display());
     println!("plots: {} and {}", out.join("sft/training.png").display(), out.join("grpo/training.png").display());
-    let summary = serde_json::json!({"sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "recall_paired": names, "seconds": seconds});
+    let summary = serde_json::json!({
+        "sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "recall_paired": names, "seconds": seconds
+    });
     let text = serde_json::to_string_pretty(&summary)?;
     repic_data::write_atomic(&out.join("summary.json"), text.as_bytes())?;
     println!("summary: {}", out.join("summary.json").display());
