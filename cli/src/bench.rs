@@ -65,7 +65,7 @@ fn recompute(ckpt: &Checkpoint<Backend>, input: &VlInput, n: usize) -> anyhow::R
     let dev = device();
     let mut cur = input.clone();
     for _ in 0..n {
-        let logits = ckpt.model.logits(&cur, &ckpt.cfg, &dev)?;
+        let logits = ckpt.model.logits(&cur, &dev)?;
         let t = logits.dims()[0];
         let next = logits.narrow(0, t - 1, 1).argmax(1).into_scalar();
         cur.ids.push(u32::try_from(next as i64).context("token id")?);

@@ -24,8 +24,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let ckpt =
         Checkpoint::<Backend>::load(&a.model, &device()).with_context(|| format!("loading {}", a.model.display()))?;
-    save_qwen_vl(&ckpt.model, &ckpt.cfg, &a.model, &a.out, a.force)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    save_qwen_vl(&ckpt.model, &a.model, &a.out, a.force).with_context(|| format!("writing {}", a.out.display()))?;
     tracing::info!(out = %a.out.display(), "checkpoint written");
     Ok(())
 }

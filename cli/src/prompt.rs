@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use repic_models::{
-    ChatMessage, ChatPart, Checkpoint, DefaultBackend as Backend, PreparedPrompt, default_device as device,
-};
+use repic_data::Message;
+use repic_models::{Checkpoint, DefaultBackend as Backend, PreparedPrompt, default_device as device};
 
 /// Load the checkpoint in `model` and prepare one user turn (`images` first, then `prompt`), after an optional
 /// system message.
@@ -19,9 +18,11 @@ pub fn load_prompt(
     let ckpt = Checkpoint::<Backend>::load(model, &device()).with_context(|| format!("loading {}", model.display()))?;
     let mut messages = Vec::new();
     if let Some(s) = system {
-        messages.push(ChatMessage { role: "system".into(), content: vec![ChatPart::Text(s)] });
+        messages.push(Message::system(s));
     }
-    messages.push(ChatMessage::user_with_images(images.len(), prompt));
-    let prepared = ckpt.prepare(&messages, images)?;
+    // Paths as given: relative ones resolve against the working directory.
+    let paths = images.iter().map(|p| p.to_string_lossy().into_owned());
+    messages.push(Message::user_with_images(paths, prompt));
+    let prepared = ckpt.prepare(&messages, Path::new(""))?;
     Ok((ckpt, prepared))
 }

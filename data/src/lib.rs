@@ -1,4 +1,4 @@
-//! Data formats of repic: RePIC training records, prompts, the RAP concept database, query lists and caption
+//! Data formats of repic: RePIC training records, the chat message type and RePIC's prompts, the RAP concept database, query lists and caption
 //! result files, and a synthetic personalization data generator. See `shared/specs/data-and-eval.md`.
 //!
 //! Nothing here knows about tensors; the record's ground truth and reward method come from `repic-rewards`.
@@ -17,6 +17,7 @@
 //! ```
 
 mod atomic;
+pub mod chat;
 mod database;
 mod error;
 mod json;
@@ -26,9 +27,10 @@ mod records;
 pub mod synth;
 
 pub use atomic::{write_atomic, write_json_atomic};
+pub use chat::{Message, Part, Role, chat_images};
 pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
-pub use prompt::{ICT_SUFFIXES, Message, Part, PromptBuilder, Role, task_suffix};
+pub use prompt::{CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, caption_prompt, task_suffix};
 pub use queries::{CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, save_query_list};
 pub use records::{Record, RecordFormat, load_records, parse_records, save_records};
 pub use repic_rewards::{GroundTruth, Method};

@@ -1,42 +1,12 @@
-//! Training prompts: one user turn with every image first, then the problem and a task suffix.
+//! RePIC's prompts as chat messages: training prompts (one user turn with every image first, then the problem
+//! and a task suffix) and the multi-concept captioning prompt of its inference (references, then the query).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use repic_rewards::Method;
-use serde::{Deserialize, Serialize};
 
-use crate::Record;
-
-/// Who speaks a chat message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// System instruction.
-    System,
-    /// The user.
-    User,
-    /// The model.
-    Assistant,
-}
-
-/// One piece of a multimodal message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "lowercase")]
-pub enum Part {
-    /// An image, by path.
-    Image(String),
-    /// Text.
-    Text(String),
-}
-
-/// A chat message: a role and interleaved images and text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    /// Speaker.
-    pub role: Role,
-    /// Content, in order.
-    pub content: Vec<Part>,
-}
+use crate::chat::{Message, Part, Role};
+use crate::{ConceptDb, Record};
 
 /// The ICT suffixes and their probabilities (RePIC: 20% / 20% / 60% nothing).
 pub const ICT_SUFFIXES: [(&str, f64); 3] = [
@@ -86,6 +56,31 @@ impl PromptBuilder {
     }
 }
 
+/// RePIC's captioning system message.
+pub const CAPTION_SYSTEM: &str = "You are a captioning assistant. Your task is to generate an accurate caption for the \
+query image.\nBelow is additional information about the reference images.";
+
+/// The captioning prompt of RePIC's inference (data-and-eval.md): a system message, then for each concept k its
+/// reference image and `k. Name: <name>, Info: {info}`, then the query image and `This is the query image.
+/// {question}`. Image paths are as the database and the query list spell them.
+pub fn caption_prompt(
+    db: &ConceptDb,
+    concepts: &[String],
+    query_image: &str,
+    question: &str,
+) -> Result<Vec<Message>, String> {
+    let mut content = Vec::new();
+    for (k, key) in concepts.iter().enumerate() {
+        let c = db.concept_dict.get(key).ok_or_else(|| format!("concept {key} is not in the database"))?;
+        let image = c.image.paths().first().ok_or_else(|| format!("concept {key} has no image"))?;
+        content.push(Part::Image(image.clone()));
+        content.push(Part::Text(format!("{}. Name: {key}, Info: {}\n", k + 1, c.info.as_text())));
+    }
+    content.push(Part::Image(query_image.to_string()));
+    content.push(Part::Text(format!("This is the query image. {question}")));
+    Ok(vec![Message::system(CAPTION_SYSTEM), Message { role: Role::User, content }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +112,30 @@ mod tests {
         assert_eq!(m[0].content[..2], [Part::Image("ref.png".into()), Part::Image("query.png".into())]);
         assert_eq!(text(&m), "Describe <bo>. The final answer must be either 'yes' or 'no' with no additional output.");
         assert!(text(&b.build(&rec(Method::Iou), 0)).ends_with("return the final answer in JSON format."));
+    }
+
+    #[test]
+    fn caption_prompt_interleaves_references_and_the_query() {
+        let src = r#"{"concept_dict": {"<a>": {"name": "a", "image": "c/a.png", "info": "a red cup"},
+            "<b>": {"name": "b", "image": "c/b.png", "info": "a blue hat"}}, "path_to_concept": {}}"#;
+        let db = ConceptDb::parse(src, std::path::Path::new("db.json")).unwrap();
+        let chat = caption_prompt(&db, &["<b>".into(), "<a>".into()], "q.png", "Give a caption.").unwrap();
+        assert_eq!(crate::chat_images(&chat), ["c/b.png", "c/a.png", "q.png"]);
+        assert_eq!(chat[0], Message::system(CAPTION_SYSTEM));
+        let texts: Vec<&str> = chat[1]
+            .content
+            .iter()
+            .filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "1. Name: <b>, Info: a blue hat\n",
+                "2. Name: <a>, Info: a red cup\n",
+                "This is the query image. Give a caption."
+            ]
+        );
+        assert!(caption_prompt(&db, &["<z>".into()], "q.png", "x").is_err());
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Evaluation of personalized models: multi-concept captioning precision / recall / F1 with RePIC's official
-//! rules and a name-aware variant (`shared/specs/data-and-eval.md`), and runners that prompt a model (RePIC's
-//! captioning prompt, greedy batches) and score held-out OCT / VLT records.
+//! Evaluation of personalized models, as a library the CLI, the demo and the coming ablation runner call:
+//! multi-concept captioning precision / recall / F1 with RePIC's official rules and a name-aware variant
+//! (`shared/specs/data-and-eval.md`, `caption_scorer`), the captioning benchmark (`captioning`), a model's
+//! answers to records (`runner`) judged by one rule of a correct answer (`answers`) and scored with the
+//! training rewards (`records`), the held-out suite of a synthetic data folder (`held_out`), and paired
+//! comparisons of two models on the same items (`paired`).
 //!
 //! ```
 //! use repic_data::CaptionResult;
@@ -19,10 +22,17 @@
 //! assert_eq!(s.rounded(), (50.0, 33.3, 40.0));
 //! ```
 
-mod caption;
+pub mod answers;
+mod caption_scorer;
+pub mod captioning;
+mod error;
+pub mod held_out;
 pub mod paired;
+pub mod records;
 pub mod runner;
 
-pub use caption::{
+pub use answers::{Accuracy, RecordAccuracy, answer_correct, record_correct};
+pub use caption_scorer::{
     CaptionScores, CaseRule, Scorer, official_recalled, score_captions, score_name_aware, score_official,
 };
+pub use error::EvalError;

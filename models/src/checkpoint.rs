@@ -1,19 +1,18 @@
 //! A whole checkpoint folder: model, config, tokenizer, image processor and stop tokens, and turning a chat
 //! into model input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use repic_data::{Message, chat_images};
 use serde_json::Value;
 
-use crate::{ChatMessage, ChatPart, ChatTokenizer, Engine, ModelError, ProcessorConfig, QwenVl, QwenVlConfig, VlInput};
+use crate::{ChatTokenizer, Engine, ModelError, ProcessorConfig, QwenVl, VlInput};
 
 /// Everything needed to run a Qwen2-VL / Qwen2.5-VL checkpoint.
 pub struct Checkpoint<B: Backend> {
-    /// The model.
+    /// The model (with its configuration: `model.config()`).
     pub model: QwenVl<B>,
-    /// Its configuration.
-    pub cfg: QwenVlConfig,
     /// Tokenizer and chat template.
     pub tokenizer: ChatTokenizer,
     /// Image processor settings.
@@ -35,7 +34,7 @@ pub struct PreparedPrompt {
 impl<B: Backend> Checkpoint<B> {
     /// Load a checkpoint folder onto `device`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
-        let (model, cfg) = crate::load_qwen_vl(dir, device)?;
+        let model = QwenVl::load(dir, device)?;
         let tokenizer = ChatTokenizer::load(dir)?;
         let processor = ProcessorConfig::load(dir)?;
         let generation = std::fs::read_to_string(dir.join("generation_config.json"))
@@ -43,26 +42,31 @@ impl<B: Backend> Checkpoint<B> {
             .and_then(|s| serde_json::from_str::<Value>(&s).ok());
         let mut stop_tokens = crate::config::token_ids(generation.as_ref().and_then(|g| g.get("eos_token_id")));
         if stop_tokens.is_empty() {
-            stop_tokens = cfg.tokens.eos.clone();
+            stop_tokens = model.config().tokens.eos.clone();
         }
-        Ok(Checkpoint { model, cfg, tokenizer, processor, stop_tokens })
+        Ok(Checkpoint { model, tokenizer, processor, stop_tokens })
     }
 
     /// The inference engine over this checkpoint (decoding text, checking stop strings) on `device`.
     pub fn engine<'a>(&'a self, device: &'a B::Device) -> Engine<'a, B> {
-        Engine::new(&self.model, &self.cfg, device).with_tokenizer(&self.tokenizer)
+        Engine::new(&self.model, device).with_tokenizer(&self.tokenizer)
     }
 
-    /// Render `messages` (with the generation prompt), process the images (one per [`ChatPart::Image`], in
-    /// order) and tokenize with the right number of image pad tokens.
-    pub fn prepare(&self, messages: &[ChatMessage], images: &[PathBuf]) -> Result<PreparedPrompt, ModelError> {
-        let slots = messages.iter().flat_map(|m| &m.content).filter(|p| **p == ChatPart::Image).count();
-        if slots != images.len() {
-            return Err(ModelError::Input(format!("{slots} image slots in the chat for {} images", images.len())));
-        }
+    /// Render `messages` (with the generation prompt), process their images (paths relative to `image_root`,
+    /// in order) and tokenize with the right number of image pad tokens.
+    pub fn prepare(&self, messages: &[Message], image_root: &Path) -> Result<PreparedPrompt, ModelError> {
         let prompt = self.tokenizer.render(messages, true)?;
-        let processed = images.iter().map(|p| self.processor.process_file(p)).collect::<Result<Vec<_>, _>>()?;
-        let merge = self.cfg.vision.spatial_merge_size;
+        let processed = chat_images(messages)
+            .into_iter()
+            .map(|p| {
+                let path = image_root.join(p);
+                if !path.is_file() {
+                    return Err(ModelError::Image { path, msg: "does not exist".into() });
+                }
+                self.processor.process_file(&path)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let merge = self.model.config().vision.spatial_merge_size;
         let pads: Vec<usize> = processed.iter().map(|p| p.tokens(merge)).collect();
         let ids = self.tokenizer.encode_with_images(&prompt, &pads)?;
         let input = VlInput {

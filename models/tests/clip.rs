@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::{Tensor, TensorData};
-use repic_models::{ClipProcessor, ClipTokenizer, load_clip};
+use repic_models::{Clip, ClipProcessor, ClipTokenizer};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ fn clip_matches_transformers() {
     let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
     let dev = Default::default();
-    let (model, cfg) = load_clip::<B>(&dir, &dev).unwrap();
+    let model = Clip::<B>::load(&dir, &dev).unwrap();
     let proc = ClipProcessor::load(&dir).unwrap();
     let tok = ClipTokenizer::load(&dir).unwrap();
 
@@ -43,10 +43,10 @@ fn clip_matches_transformers() {
 
     let n = shape[0];
     let width = px.len() / n;
-    let img = model.image_embeds(Tensor::from_data(TensorData::new(px, [n, width]), &dev), &cfg);
+    let img = model.image_embeds(Tensor::from_data(TensorData::new(px, [n, width]), &dev));
     let got = img.into_data().to_vec::<f32>().unwrap();
     let (_, want) = rows(&bytes, "image_embeds");
-    let p = cfg.projection_dim;
+    let p = model.config().projection_dim;
     for i in 0..n {
         let c = cosine(&got[i * p..(i + 1) * p], &want[i * p..(i + 1) * p]);
         assert!(c >= 0.9999, "image {i}: cosine {c}");
@@ -59,7 +59,7 @@ fn clip_matches_transformers() {
         let got_ids = tok.encode(text.as_str().unwrap()).unwrap();
         let want_ids: Vec<u32> = ids.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         assert_eq!(got_ids, want_ids, "text {i} ids");
-        let e = model.text_embed(&got_ids, &cfg).unwrap().into_data().to_vec::<f32>().unwrap();
+        let e = model.text_embed(&got_ids).unwrap().into_data().to_vec::<f32>().unwrap();
         let c = cosine(&e, &want_txt[i * p..(i + 1) * p]);
         assert!(c >= 0.9999, "text {i}: cosine {c}");
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{B, Reference, fixture, max_diff};
-use repic_models::{Checkpoint, Engine, Finish, GenerateOptions, SamplingOptions, ScoreOptions, VlInput, load_qwen_vl};
+use repic_models::{Checkpoint, Engine, Finish, GenerateOptions, QwenVl, SamplingOptions, ScoreOptions, VlInput};
 
 fn sampled(temperature: f64) -> SamplingOptions {
     SamplingOptions { temperature, ..Default::default() }
@@ -14,11 +14,11 @@ fn sampled(temperature: f64) -> SamplingOptions {
 fn teacher_forced_logprobs_match_generation() {
     let dir = fixture("qwen2_5_vl");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("two_images");
     for (temperature, seed) in [(0.0, 0), (1.5, 9)] {
         let opts = GenerateOptions { max_new_tokens: 6, sampling: sampled(temperature), seed, ..Default::default() };
-        let engine = Engine::new(&model, &cfg, &dev);
+        let engine = Engine::new(&model, &dev);
         let g = engine.generate(&input, &opts).unwrap();
         let t = if temperature > 0.0 { temperature } else { 1.0 };
         let scored = engine
@@ -29,7 +29,7 @@ fn teacher_forced_logprobs_match_generation() {
             assert!((a - b).abs() <= 1e-4, "temperature {temperature}: teacher-forced {a} vs generated {b}");
         }
     }
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     assert!(engine.score(&[(input.clone(), vec![])], ScoreOptions::default()).is_err());
     let zero = ScoreOptions { temperature: 0.0, chunk: 4, entropy: false };
     assert!(engine.score(&[(input, vec![1])], zero).is_err());
@@ -39,12 +39,12 @@ fn teacher_forced_logprobs_match_generation() {
 fn group_generation_equals_single_runs() {
     let dir = fixture("qwen2_vl");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
     let sampling = SamplingOptions { temperature: 1.3, top_k: Some(50), ..Default::default() };
     // Token 49 is this model's favourite: stopping on it ends samples at different steps.
     let opts = GenerateOptions { max_new_tokens: 7, sampling, seed: 40, stop_tokens: vec![49], ..Default::default() };
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     let group = engine.generate_group(&input, 4, &opts).unwrap();
     assert_eq!(group.len(), 4);
     for (i, g) in group.iter().enumerate() {
@@ -66,13 +66,13 @@ fn group_generation_equals_single_runs() {
 fn logits_at_chosen_positions_equal_rows_of_the_full_pass() {
     let dir = fixture("qwen2_vl_flat");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("two_images");
     let t = input.ids.len();
-    let full = model.logits(&input, &cfg, &dev).unwrap();
+    let full = model.logits(&input, &dev).unwrap();
     let vocab = full.dims()[1];
     let full = full.into_data().to_vec::<f32>().unwrap();
-    let picked = model.logits_at(&input, &[t - 1, 3, 0], &cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
+    let picked = model.logits_at(&input, &[t - 1, 3, 0], &dev).unwrap().into_data().to_vec::<f32>().unwrap();
     for (k, &p) in [t - 1, 3, 0].iter().enumerate() {
         let d = max_diff(
             &picked[k * vocab..(k + 1) * vocab],
@@ -80,7 +80,7 @@ fn logits_at_chosen_positions_equal_rows_of_the_full_pass() {
         );
         assert!(d <= 1e-5, "position {p}: {d}");
     }
-    assert!(model.logits_at(&input, &[t], &cfg, &dev).is_err());
+    assert!(model.logits_at(&input, &[t], &dev).is_err());
 }
 
 #[test]
@@ -88,12 +88,12 @@ fn batched_prompts_equal_unbatched_runs() {
     // Three prompts of different lengths (two images, one image, text only) in one left-padded batch.
     let dir = fixture("qwen2_5_vl");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let r = Reference::load(&dir);
     let inputs: Vec<VlInput> = ["two_images", "image_text", "text_only"].iter().map(|c| r.input(c)).collect();
     let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
     assert!(lens[0] != lens[1] && lens[1] != lens[2], "{lens:?}");
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     for sampling in [SamplingOptions::default(), sampled(1.0)] {
         let opts = GenerateOptions { max_new_tokens: 6, sampling, seed: 11, ..Default::default() };
         let batch = engine.generate_batch(&inputs, &opts).unwrap();
@@ -143,7 +143,7 @@ fn stop_strings_end_a_row_at_the_token_that_completes_them() {
     assert_eq!(cut.tokens, full.tokens[..k], "stop string {stop:?}");
     assert!(cut.text.ends_with(&stop));
     // Without a tokenizer, stop strings cannot be checked: refused rather than ignored.
-    let bare = Engine::new(&ckpt.model, &ckpt.cfg, &dev);
+    let bare = Engine::new(&ckpt.model, &dev);
     assert!(bare.generate(&input, &opts).is_err());
     assert!(engine.generate(&input, &GenerateOptions { stop_strings: vec![String::new()], ..plain }).is_err());
 }
@@ -152,10 +152,10 @@ fn stop_strings_end_a_row_at_the_token_that_completes_them() {
 fn per_request_seeds_reproduce_single_runs() {
     let dir = fixture("qwen2_vl_flat");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let r = Reference::load(&dir);
     let inputs: Vec<VlInput> = ["text_only", "two_images"].iter().map(|c| r.input(c)).collect();
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     let opts = GenerateOptions { max_new_tokens: 5, sampling: sampled(1.0), ..Default::default() };
     let got = engine.generate_seeded(&inputs, &[77, 5], &opts).unwrap();
     for (i, seed) in [77, 5].into_iter().enumerate() {
@@ -169,9 +169,9 @@ fn per_request_seeds_reproduce_single_runs() {
 fn group_scoring_is_batched_padded_and_chunked_without_changing_values() {
     let dir = fixture("qwen2_5_vl_b");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     let opts = GenerateOptions {
         max_new_tokens: 6,
         sampling: sampled(1.2),
@@ -210,10 +210,10 @@ fn a_completion_holding_an_image_pad_token_is_scored_as_text() {
     // prefix of a completion scores the same as the start of the whole completion.
     let dir = fixture("qwen2_vl");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
-    let engine = Engine::new(&model, &cfg, &dev);
-    let completion = vec![49, cfg.tokens.image, 50];
+    let engine = Engine::new(&model, &dev);
+    let completion = vec![49, model.config().tokens.image, 50];
     let whole = engine.score(&[(input.clone(), completion.clone())], ScoreOptions::default()).unwrap();
     let whole = whole.logprobs.into_data().to_vec::<f32>().unwrap();
     let prefix = engine.score(&[(input, completion[..2].to_vec())], ScoreOptions::default()).unwrap();
@@ -226,15 +226,15 @@ fn a_completion_holding_an_image_pad_token_is_scored_as_text() {
 fn entropy_of_each_completion_position_matches_the_full_logits() {
     let dir = fixture("qwen2_5_vl");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("text_only");
     let completion = vec![40u32, 41, 42];
     let t = 0.8;
     let opts = ScoreOptions { temperature: t, chunk: 2, entropy: true };
-    let scored = Engine::new(&model, &cfg, &dev).score(&[(input.clone(), completion.clone())], opts).unwrap();
+    let scored = Engine::new(&model, &dev).score(&[(input.clone(), completion.clone())], opts).unwrap();
     let got = scored.entropy.unwrap().into_data().to_vec::<f32>().unwrap();
     let full = VlInput { ids: [input.ids.clone(), completion.clone()].concat(), ..input.clone() };
-    let logits = model.logits(&full, &cfg, &dev).unwrap();
+    let logits = model.logits(&full, &dev).unwrap();
     let v = logits.dims()[1];
     let rows = logits.into_data().to_vec::<f32>().unwrap();
     for (j, &e) in got.iter().enumerate() {
@@ -250,9 +250,9 @@ fn entropy_of_each_completion_position_matches_the_full_logits() {
 fn candidate_scores_are_the_full_distribution_at_that_position() {
     let dir = fixture("qwen2_vl_flat");
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     let last = input.ids.len() - 1;
     let got = engine.candidates(&input, &[last], &[49, 50, 223]).unwrap();
     // Same as scoring each candidate as a one-token completion.

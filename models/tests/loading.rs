@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use repic_models::{ModelError, load_qwen_vl};
+use repic_models::{ModelError, QwenVl};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -63,7 +63,7 @@ fn sharded_checkpoint_loads() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixture(), tmp.path());
     rewrite(tmp.path(), 3, |n, s, d| Some((n.to_string(), s, d)));
-    load_qwen_vl::<repic_models::DefaultBackend>(tmp.path(), &Default::default()).unwrap();
+    QwenVl::<repic_models::DefaultBackend>::load(tmp.path(), &Default::default()).unwrap();
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn every_bad_tensor_is_named_in_one_error() {
         "model.layers.0.mlp.up_proj.weight" => Some(("model.layers.0.mlp.upp_proj.weight".into(), s, d)),
         _ => Some((n.to_string(), s, d)),
     });
-    let e = match load_qwen_vl::<repic_models::DefaultBackend>(tmp.path(), &Default::default()) {
+    let e = match QwenVl::<repic_models::DefaultBackend>::load(tmp.path(), &Default::default()) {
         Err(e @ ModelError::Weights { .. }) => e.to_string(),
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("a broken checkpoint loaded"),
@@ -100,7 +100,7 @@ fn unknown_architecture_is_refused_by_name() {
     copy_dir(&fixture(), tmp.path());
     let cfg = std::fs::read_to_string(tmp.path().join("config.json")).unwrap();
     std::fs::write(tmp.path().join("config.json"), cfg.replace("\"qwen2_5_vl\"", "\"llava_next\"")).unwrap();
-    let e = load_qwen_vl::<repic_models::DefaultBackend>(tmp.path(), &Default::default()).err().unwrap().to_string();
+    let e = QwenVl::<repic_models::DefaultBackend>::load(tmp.path(), &Default::default()).err().unwrap().to_string();
     assert!(e.contains("unsupported model_type `llava_next`"), "{e}");
 }
 
@@ -113,8 +113,8 @@ fn saved_checkpoint_reloads_with_identical_logits() {
         let a = Checkpoint::<repic_models::DefaultBackend>::load(&src, &dev).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("saved");
-        save_qwen_vl(&a.model, &a.cfg, &src, &out, false).unwrap();
-        assert!(save_qwen_vl(&a.model, &a.cfg, &src, &out, false).is_err(), "refuses to overwrite");
+        save_qwen_vl(&a.model, &src, &out, false).unwrap();
+        assert!(save_qwen_vl(&a.model, &src, &out, false).is_err(), "refuses to overwrite");
         let b = Checkpoint::<repic_models::DefaultBackend>::load(&out, &dev).unwrap();
         // Same keys as the source checkpoint (legacy HF layout), none extra.
         let keys = |p: &Path| {
@@ -129,17 +129,9 @@ fn saved_checkpoint_reloads_with_identical_logits() {
         let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(meta.metadata().as_ref().and_then(|m| m.get("format")).map(String::as_str), Some("pt"));
-        let prompt = a
-            .prepare(
-                &[repic_models::ChatMessage {
-                    role: "user".into(),
-                    content: vec![repic_models::ChatPart::Image, repic_models::ChatPart::Text("Hi <bo>".into())],
-                }],
-                &[src.join("image0.png")],
-            )
-            .unwrap();
-        let la = a.model.logits(&prompt.input, &a.cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
-        let lb = b.model.logits(&prompt.input, &b.cfg, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
+        let prompt = a.prepare(&[repic_data::Message::user_with_images(["image0.png"], "Hi <bo>")], &src).unwrap();
+        let la = a.model.logits(&prompt.input, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
+        let lb = b.model.logits(&prompt.input, &dev).unwrap().into_data().to_vec::<f32>().unwrap();
         assert_eq!(la, lb, "{name}: logits after a save/load round trip");
     }
 }

@@ -10,12 +10,10 @@ use burn::backend::Autodiff;
 use burn::module::{Module, Param};
 use burn::tensor::{Distribution, Tensor};
 use common::{B, Reference, fixture, max_diff};
-use repic_models::{
-    Engine, LoraConfig, LoraTargets, QwenVl, QwenVlConfig, ScoreOptions, VlInput, load_peft, load_qwen_vl, save_peft,
-};
+use repic_models::{Engine, LoraConfig, LoraTargets, QwenVl, ScoreOptions, VlInput, load_peft, save_peft};
 
-fn logits(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput) -> Vec<f32> {
-    model.logits(input, cfg, &Default::default()).unwrap().into_data().to_vec().unwrap()
+fn logits(model: &QwenVl<B>, input: &VlInput) -> Vec<f32> {
+    model.logits(input, &Default::default()).unwrap().into_data().to_vec().unwrap()
 }
 
 fn diff(a: &[f32], b: &[f32]) -> f64 {
@@ -52,37 +50,37 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_unmerged_forward() {
     for name in ["qwen2_vl", "qwen2_5_vl"] {
         let dir = fixture(name);
         let dev = Default::default();
-        let (base, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+        let base = QwenVl::<B>::load(&dir, &dev).unwrap();
         let input = Reference::load(&dir).input("image_text");
-        let want = logits(&base, &cfg, &input);
+        let want = logits(&base, &input);
         let mut model = base.clone();
-        let names = model.attach_lora(&LoraConfig::default(), &cfg, &dev).unwrap();
-        assert_eq!(names.len(), 7 * cfg.text.num_hidden_layers + 1, "{name}: every Linear and the head");
+        let names = model.attach_lora(&LoraConfig::default(), &dev).unwrap();
+        assert_eq!(names.len(), 7 * model.config().text.num_hidden_layers + 1, "{name}: every Linear and the head");
         assert_eq!(names.last().map(String::as_str), Some("lm_head"));
-        assert_eq!(diff(&logits(&model, &cfg, &input), &want), 0.0, "{name}: B = 0 must leave logits unchanged");
+        assert_eq!(diff(&logits(&model, &input), &want), 0.0, "{name}: B = 0 must leave logits unchanged");
         randomise(&mut model);
-        let adapted = logits(&model, &cfg, &input);
+        let adapted = logits(&model, &input);
         assert!(diff(&adapted, &want) > 1e-2, "{name}: the adapter must change the output");
         model.set_lora_merged(true);
-        let d = rel_diff(&logits(&model, &cfg, &input), &adapted);
+        let d = rel_diff(&logits(&model, &input), &adapted);
         assert!(d <= 1e-5, "{name}: merged vs unmerged differ by {d}");
         model.set_lora_merged(false);
-        let d = rel_diff(&logits(&model, &cfg, &input), &adapted);
+        let d = rel_diff(&logits(&model, &input), &adapted);
         assert!(d <= 1e-5, "{name}: unmerged again differs by {d}");
-        let d = diff(&logits(&model.without_lora(), &cfg, &input), &want);
+        let d = diff(&logits(&model.without_lora(), &input), &want);
         assert!(d <= 1e-5, "{name}: adapters off is the base model, off by {d}");
         let merged = model.clone().merge_and_unload();
         assert!(!merged.has_lora());
-        let d = rel_diff(&logits(&merged, &cfg, &input), &adapted);
+        let d = rel_diff(&logits(&merged, &input), &adapted);
         assert!(d <= 1e-5, "{name}: merge_and_unload differs by {d}");
         // A merged export of a tied head unties it in config.json; transformers-layout reload gives the same.
         let tmp = tempfile::tempdir().unwrap();
-        repic_models::save_qwen_vl(&merged, &cfg, &dir, &tmp.path().join("m"), false).unwrap();
-        let (back, back_cfg) = load_qwen_vl::<B>(&tmp.path().join("m"), &dev).unwrap();
-        assert!(!back_cfg.text.tie_word_embeddings, "{name}");
-        let d = rel_diff(&logits(&back, &back_cfg, &input), &adapted);
+        repic_models::save_qwen_vl(&merged, &dir, &tmp.path().join("m"), false).unwrap();
+        let back = QwenVl::<B>::load(&tmp.path().join("m"), &dev).unwrap();
+        assert!(!back.config().text.tie_word_embeddings, "{name}");
+        let d = rel_diff(&logits(&back, &input), &adapted);
         assert!(d <= 1e-5, "{name}: exported merged model differs by {d}");
-        assert!(repic_models::save_qwen_vl(&model, &cfg, &dir, &tmp.path().join("x"), false).is_err());
+        assert!(repic_models::save_qwen_vl(&model, &dir, &tmp.path().join("x"), false).is_err());
     }
 }
 
@@ -90,19 +88,18 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_unmerged_forward() {
 fn target_patterns_choose_layers_and_refuse_the_vision_tower() {
     let dir = fixture("qwen2_5_vl");
     let dev = Default::default();
-    let (base, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let base = QwenVl::<B>::load(&dir, &dev).unwrap();
     let mut m = base.clone();
-    let names =
-        m.attach_lora(&small(LoraTargets::Regex(r"model\.layers\.0\.self_attn\.(q|v)_proj".into())), &cfg, &dev);
+    let names = m.attach_lora(&small(LoraTargets::Regex(r"model\.layers\.0\.self_attn\.(q|v)_proj".into())), &dev);
     assert_eq!(names.unwrap(), ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]);
     // PEFT's list form matches tails; on Qwen2.5-VL `gate_proj` also names vision MLPs, which we refuse.
-    let e = base.clone().attach_lora(&small(LoraTargets::Names(vec!["gate_proj".into()])), &cfg, &dev).unwrap_err();
+    let e = base.clone().attach_lora(&small(LoraTargets::Names(vec!["gate_proj".into()])), &dev).unwrap_err();
     assert!(e.to_string().contains("visual.blocks.0.mlp.gate_proj"), "{e}");
-    let n = base.clone().attach_lora(&small(LoraTargets::Names(vec!["q_proj".into(), "lm_head".into()])), &cfg, &dev);
-    assert_eq!(n.unwrap().len(), cfg.text.num_hidden_layers + 1);
-    assert!(base.clone().attach_lora(&small(LoraTargets::Regex("nothing".into())), &cfg, &dev).is_err());
-    assert!(base.clone().attach_lora(&small(LoraTargets::Regex("(".into())), &cfg, &dev).is_err());
-    assert!(base.clone().attach_lora(&LoraConfig { r: 0, ..LoraConfig::default() }, &cfg, &dev).is_err());
+    let n = base.clone().attach_lora(&small(LoraTargets::Names(vec!["q_proj".into(), "lm_head".into()])), &dev);
+    assert_eq!(n.unwrap().len(), base.config().text.num_hidden_layers + 1);
+    assert!(base.clone().attach_lora(&small(LoraTargets::Regex("nothing".into())), &dev).is_err());
+    assert!(base.clone().attach_lora(&small(LoraTargets::Regex("(".into())), &dev).is_err());
+    assert!(base.clone().attach_lora(&LoraConfig { r: 0, ..LoraConfig::default() }, &dev).is_err());
 }
 
 #[test]
@@ -110,10 +107,10 @@ fn gradients_reach_the_adapters_and_not_the_frozen_base() {
     type A = Autodiff<B>;
     let dir = fixture("qwen2_vl");
     let dev = Default::default();
-    let (mut model, cfg) = load_qwen_vl::<A>(&dir, &dev).unwrap();
-    model.attach_lora(&small(LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into())), &cfg, &dev).unwrap();
+    let mut model = QwenVl::<A>::load(&dir, &dev).unwrap();
+    model.attach_lora(&small(LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into())), &dev).unwrap();
     let input = Reference::load(&dir).input("image_text");
-    let engine = Engine::new(&model, &cfg, &dev);
+    let engine = Engine::new(&model, &dev);
     let scored = engine.score(&[(input, vec![49, 50, 51])], ScoreOptions::default()).unwrap();
     let grads = scored.logprobs.sum().backward();
     let (l0, _) = &model.adapters()[0];
@@ -132,10 +129,10 @@ fn a_python_peft_adapter_gives_transformers_logits() {
     for name in ["qwen2_vl", "qwen2_5_vl"] {
         let dir = fixture(name);
         let dev = Default::default();
-        let (mut model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+        let mut model = QwenVl::<B>::load(&dir, &dev).unwrap();
         let lora = load_peft(&mut model, &dir.join("lora"), &dev).unwrap();
         assert_eq!((lora.r, lora.alpha), (4, 8.0));
-        assert_eq!(model.adapters().len(), 7 * cfg.text.num_hidden_layers + 1, "{name}");
+        assert_eq!(model.adapters().len(), 7 * model.config().text.num_hidden_layers + 1, "{name}");
         let input = Reference::load(&dir).input("image_text");
         let st = std::fs::read(dir.join("lora/reference.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&st).unwrap();
@@ -146,7 +143,7 @@ fn a_python_peft_adapter_gives_transformers_logits() {
             .chunks(4)
             .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
             .collect();
-        let d = max_diff(&logits(&model, &cfg, &input), &want);
+        let d = max_diff(&logits(&model, &input), &want);
         assert!(d <= 1e-4, "{name}: logits with the PEFT adapter differ from transformers by {d}");
     }
 }
@@ -155,13 +152,13 @@ fn a_python_peft_adapter_gives_transformers_logits() {
 fn our_adapters_round_trip_with_peft_tensor_names_and_shapes() {
     let dir = fixture("qwen2_5_vl");
     let dev = Default::default();
-    let (base, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap();
+    let base = QwenVl::<B>::load(&dir, &dev).unwrap();
     let mut model = base.clone();
     let lora = small(LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into()));
-    model.attach_lora(&lora, &cfg, &dev).unwrap();
+    model.attach_lora(&lora, &dev).unwrap();
     randomise(&mut model);
     let input = Reference::load(&dir).input("image_text");
-    let want = logits(&model, &cfg, &input);
+    let want = logits(&model, &input);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("adapter");
     save_peft(&model, &lora, "qwen2_5_vl", &out, false).unwrap();
@@ -181,7 +178,7 @@ fn our_adapters_round_trip_with_peft_tensor_names_and_shapes() {
     let mut back = base.clone();
     let read = load_peft(&mut back, &out, &dev).unwrap();
     assert_eq!((read.r, read.alpha, read.dropout), (4, 8.0, 0.05));
-    assert_eq!(diff(&logits(&back, &cfg, &input), &want), 0.0);
+    assert_eq!(diff(&logits(&back, &input), &want), 0.0);
     if let Some(keep) = std::env::var_os("REPIC_KEEP_ADAPTER") {
         // For scripts/make_lora_fixtures.py --check: the adapter and the logits it gives here.
         let keep = std::path::PathBuf::from(keep);

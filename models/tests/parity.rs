@@ -8,19 +8,17 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 
 use common::{B, Reference, fixture, max_diff};
-use repic_models::qwen::rope::rope_index;
-use repic_models::{
-    ChatMessage, ChatPart, ChatTokenizer, Engine, GenerateOptions, ProcessorConfig, QwenVl, QwenVlConfig, VlInput,
-    load_qwen_vl,
-};
+use repic_data::{Message, Part, Role};
+use repic_models::qwen2_vl::rope::rope_index;
+use repic_models::{ChatTokenizer, Engine, GenerateOptions, ProcessorConfig, QwenVl, VlInput};
 
 /// Greedy decoding without a cache: returns the tokens and their log-probs.
-fn greedy(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, n: usize) -> (Vec<u32>, Vec<f32>) {
+fn greedy(model: &QwenVl<B>, input: &VlInput, n: usize) -> (Vec<u32>, Vec<f32>) {
     let dev = Default::default();
     let mut cur = input.clone();
     let (mut toks, mut lps) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        let logits = model.logits(&cur, cfg, &dev).unwrap();
+        let logits = model.logits(&cur, &dev).unwrap();
         let t = logits.dims()[0];
         let last: Tensor<B, 2> = logits.narrow(0, t - 1, 1);
         let lp = log_softmax(last, 1).into_data().to_vec::<f32>().unwrap();
@@ -36,11 +34,11 @@ fn greedy(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, n: usize) -> (
 fn check(name: &str) {
     let dir = fixture(name);
     let dev = Default::default();
-    let (model, cfg) = load_qwen_vl::<B>(&dir, &dev).unwrap_or_else(|e| panic!("{e}"));
+    let model = QwenVl::<B>::load(&dir, &dev).unwrap_or_else(|e| panic!("{e}"));
     let r = Reference::load(&dir);
     for (case, entry) in r.meta["cases"].as_object().unwrap() {
         let input = r.input(case);
-        let (pos, delta) = rope_index(&input.ids, cfg.tokens.image, &input.grids, 2).unwrap();
+        let (pos, delta) = rope_index(&input.ids, model.config().tokens.image, &input.grids, 2).unwrap();
         let want_pos = r.tensor(&format!("{case}.position_ids")).unwrap().1;
         let got_pos: Vec<f64> = pos.iter().flatten().map(|&p| p as f64).collect();
         assert_eq!(got_pos, want_pos, "{name}/{case}: rope index");
@@ -51,18 +49,18 @@ fn check(name: &str) {
             let d = max_diff(&got.into_data().to_vec::<f32>().unwrap(), &want);
             assert!(d <= 1e-4, "{name}/{case}: vision features differ by {d}");
         }
-        let logits = model.logits(&input, &cfg, &dev).unwrap();
+        let logits = model.logits(&input, &dev).unwrap();
         let t = logits.dims()[0];
         let last = logits.narrow(0, t - 1, 1).into_data().to_vec::<f32>().unwrap();
         let d = max_diff(&last, &r.tensor(&format!("{case}.logits_last")).unwrap().1);
         assert!(d <= 1e-4, "{name}/{case}: last logits differ by {d}");
         let want: Vec<u32> =
             entry["greedy_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let (toks, lps) = greedy(&model, &cfg, &input, want.len());
+        let (toks, lps) = greedy(&model, &input, want.len());
         assert_eq!(toks, want, "{name}/{case}: greedy tokens");
         // The KV-cached generation loop gives the same tokens and log-probs as full recomputation.
         let opts = GenerateOptions { max_new_tokens: want.len(), ..Default::default() };
-        let cached = Engine::new(&model, &cfg, &dev).generate(&input, &opts).unwrap();
+        let cached = Engine::new(&model, &dev).generate(&input, &opts).unwrap();
         assert_eq!(cached.tokens, want, "{name}/{case}: cached greedy tokens");
         for (a, b) in cached.logprobs.iter().zip(&lps) {
             assert!((a - b).abs() <= 1e-4, "{name}/{case}: cached log-prob {a} vs uncached {b}");
@@ -81,19 +79,19 @@ fn check_preprocessing(name: &str) {
     let tok = ChatTokenizer::load(&dir).unwrap();
     let proc = ProcessorConfig::load(&dir).unwrap();
     for (case, entry) in r.meta["cases"].as_object().unwrap() {
-        let messages: Vec<ChatMessage> = entry["messages"]
+        let messages: Vec<Message> = entry["messages"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| ChatMessage {
-                role: m["role"].as_str().unwrap().into(),
+            .map(|m| Message {
+                role: serde_json::from_value::<Role>(m["role"].clone()).unwrap(),
                 content: m["content"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .map(|c| match c["type"].as_str().unwrap() {
-                        "image" => ChatPart::Image,
-                        _ => ChatPart::Text(c["text"].as_str().unwrap().into()),
+                        "image" => Part::Image(String::new()),
+                        _ => Part::Text(c["text"].as_str().unwrap().into()),
                     })
                     .collect(),
             })
@@ -149,12 +147,10 @@ fn qwen2_5_vl_other_heads_bf16_weights() {
 #[test]
 fn chat_template_with_system_message_and_interleaved_images() {
     let tok = ChatTokenizer::load(&fixture("qwen2_vl")).unwrap();
+    let image = || Part::Image("x.png".into());
     let msgs = [
-        ChatMessage { role: "system".into(), content: vec![ChatPart::Text("Be brief.".into())] },
-        ChatMessage {
-            role: "user".into(),
-            content: vec![ChatPart::Text("1.".into()), ChatPart::Image, ChatPart::Text("2.".into()), ChatPart::Image],
-        },
+        Message::system("Be brief."),
+        Message { role: Role::User, content: vec![Part::Text("1.".into()), image(), Part::Text("2.".into()), image()] },
     ];
     let want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n1.<|vision_start|><|image_pad|><|vision_end|>2.<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n";
     assert_eq!(tok.render(&msgs, true).unwrap(), want);
@@ -163,4 +159,6 @@ fn chat_template_with_system_message_and_interleaved_images() {
     let pad = tok.encode("<|image_pad|>").unwrap()[0];
     assert_eq!(ids.iter().filter(|&&i| i == pad).count(), 5);
     assert!(tok.encode_with_images(want, &[2]).is_err());
+    // The end of an assistant turn comes from the template alone.
+    assert_eq!(tok.end_of_turn().unwrap(), "<|im_end|>");
 }

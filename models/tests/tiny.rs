@@ -4,7 +4,8 @@
 mod common;
 
 use common::{B, fixture};
-use repic_models::{ChatMessage, Checkpoint, GenerateOptions, TinySpec, create_tiny_checkpoint};
+use repic_data::Message;
+use repic_models::{Checkpoint, GenerateOptions, TinySpec, create_tiny_checkpoint};
 
 #[test]
 fn a_tiny_checkpoint_trains_its_tokenizer_and_runs() {
@@ -18,15 +19,20 @@ fn a_tiny_checkpoint_trains_its_tokenizer_and_runs() {
     create_tiny_checkpoint::<B>(&corpus, &spec, &out, false, &dev).unwrap();
     assert!(create_tiny_checkpoint::<B>(&corpus, &spec, &out, false, &dev).is_err(), "no silent overwrite");
     let ckpt = Checkpoint::<B>::load(&out, &dev).unwrap();
-    assert!(ckpt.cfg.text.vocab_size <= 400 && ckpt.cfg.text.vocab_size > 300, "{}", ckpt.cfg.text.vocab_size);
+    assert!(
+        ckpt.model.config().text.vocab_size <= 400 && ckpt.model.config().text.vocab_size > 300,
+        "{}",
+        ckpt.model.config().text.vocab_size
+    );
     let text = "<bo3> is a red cup.";
     let ids = ckpt.tokenizer.encode(text).unwrap();
     assert!(ids.len() < text.len(), "BPE merges: {} tokens for {} bytes", ids.len(), text.len());
     assert_eq!(ckpt.tokenizer.decode(&ids).unwrap(), text);
     assert_eq!(ckpt.tokenizer.encode("<|im_end|><|image_pad|>").unwrap(), [2, 5]);
     assert_eq!(ckpt.stop_tokens, [2, 0]);
-    let image = fixture("qwen2_vl").join("image0.png");
-    let prompt = ckpt.prepare(&[ChatMessage::user_with_images(1, "Is <bo3> here?")], &[image]).unwrap();
+    let prompt = ckpt.prepare(&[Message::user_with_images(["image0.png"], "Is <bo3> here?")], &fixture("qwen2_vl"));
+    let prompt = prompt.unwrap();
+    assert_eq!(ckpt.tokenizer.end_of_turn().unwrap(), "<|im_end|>");
     let opts = GenerateOptions { max_new_tokens: 4, stop_tokens: ckpt.stop_tokens.clone(), ..Default::default() };
     let out = ckpt.engine(&dev).generate(&prompt.input, &opts).unwrap();
     assert!(!out.tokens.is_empty() && out.tokens.len() <= 4);

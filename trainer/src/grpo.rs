@@ -2,7 +2,6 @@
 //! `num_iterations` optimizer updates of the clipped objective with the k3 KL to the reference, accumulated over
 //! micro-batches of `prompts_per_step` groups.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -12,19 +11,17 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use repic_models::{Engine, QwenVl, ScoreOptions};
 
 use crate::TrainError;
-use crate::loss::{Normaliser, Objective, advantages, aggregate, std_unbiased, token_terms};
+use crate::loss::{Normaliser, Objective, advantages, aggregate, token_terms};
+use crate::metrics::{Metrics, TokenStats, peak_rss_mb, reward_metrics};
 use crate::rollout::{Group, mix, prepare, roll_out, rollout_options};
 use crate::state::Trainer;
-
-/// Metrics of one step, by TRL's names.
-pub type Metrics = BTreeMap<String, f64>;
 
 impl<B: AutodiffBackend> Trainer<B> {
     /// Roll out one group per `(record index, prompt key)` and score them, with the current policy.
     pub fn roll_out(&self, batch: &[(usize, u64)]) -> Result<Vec<Group>, TrainError> {
         let g = &self.cfg.grpo;
         let inner = self.ckpt.model.valid();
-        let engine = Engine::new(&inner, &self.ckpt.cfg, &self.device).with_tokenizer(&self.ckpt.tokenizer);
+        let engine = Engine::new(&inner, &self.device).with_tokenizer(&self.ckpt.tokenizer);
         let mut groups = Vec::with_capacity(batch.len());
         for (gi, &(index, key)) in batch.iter().enumerate() {
             let prompt = prepare(&self.ckpt, &self.records, index, key, &self.builder, &self.image_root)?;
@@ -56,7 +53,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         // Detached log-probs of every group under `model` (the sampling policy, or the reference).
         let detached =
             |model: &QwenVl<B::InnerBackend>| -> Result<Vec<Option<Tensor<B::InnerBackend, 2>>>, TrainError> {
-                let e = Engine::new(model, &self.ckpt.cfg, &self.device);
+                let e = Engine::new(model, &self.device);
                 let scored = groups.iter().zip(&comps).map(|(gr, c)| e.score_group(&gr.prompt.input, c, score));
                 Ok(scored.map(|s| s.map(|s| Some(s.logprobs))).collect::<Result<_, _>>()?)
             };
@@ -94,7 +91,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                     max_completion_length: g.max_completion_length,
                     accumulation: micros.len(),
                 };
-                let engine = Engine::new(&self.ckpt.model, &self.ckpt.cfg, &self.device);
+                let engine = Engine::new(&self.ckpt.model, &self.device);
                 let mut total: Option<Tensor<B, 1>> = None;
                 for gi in range.clone() {
                     let gr = &groups[gi];
@@ -140,7 +137,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         metrics.insert("timing/logprobs".into(), t_logprobs_ref);
         metrics.insert("timing/update".into(), t_update);
         metrics.insert("perf/tokens_per_second".into(), new_tokens as f64 / t_generate.max(1e-9));
-        if let Some(mb) = crate::metrics::peak_rss_mb() {
+        if let Some(mb) = peak_rss_mb() {
             metrics.insert("memory/peak_rss_mb".into(), mb);
         }
         Ok((metrics, groups))
@@ -161,96 +158,4 @@ fn completion_mask(gr: &Group, drop_truncated: bool) -> (Vec<f32>, usize) {
         m.extend((0..width).map(|j| if on && j < s.tokens.len() { 1.0 } else { 0.0 }));
     }
     (m, width)
-}
-
-/// The values of a small tensor, on the host.
-fn host<B: burn::tensor::backend::Backend>(x: Tensor<B, 2>) -> Result<Vec<f32>, TrainError> {
-    x.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| TrainError::Run(format!("{e:?}")))
-}
-
-/// Masked token statistics of one update: KL and clip ratios (TRL's `clip_ratio/*`).
-#[derive(Default)]
-struct TokenStats {
-    tokens: f64,
-    kl: f64,
-    has_kl: bool,
-    low: f64,
-    high: f64,
-    entropy: f64,
-}
-
-impl TokenStats {
-    fn add<B: burn::tensor::backend::Backend>(
-        &mut self,
-        t: &crate::loss::TokenTerms<B>,
-        mask: &[f32],
-        adv: &[f32],
-        obj: Objective,
-    ) -> Result<(), TrainError> {
-        let ratio = host(t.ratio.clone())?;
-        let width = mask.len() / adv.len().max(1);
-        let kl = t.kl.as_ref().map(|k| host(k.clone())).transpose()?;
-        for (i, (&m, &r)) in mask.iter().zip(&ratio).enumerate() {
-            if m == 0.0 {
-                continue;
-            }
-            let a = adv[i / width.max(1)];
-            self.tokens += 1.0;
-            if let Some(k) = &kl {
-                self.kl += f64::from(k[i]);
-                self.has_kl = true;
-            }
-            if a < 0.0 && f64::from(r) < 1.0 - obj.epsilon {
-                self.low += 1.0;
-            }
-            if a > 0.0 && f64::from(r) > 1.0 + obj.epsilon_high {
-                self.high += 1.0;
-            }
-        }
-        Ok(())
-    }
-
-    fn add_entropy<B: burn::tensor::backend::Backend>(
-        &mut self,
-        e: Tensor<B, 2>,
-        mask: &[f32],
-    ) -> Result<(), TrainError> {
-        let e = host(e)?;
-        self.entropy += e.iter().zip(mask).map(|(x, m)| f64::from(x * m)).sum::<f64>();
-        Ok(())
-    }
-
-    fn into_metrics(self) -> Metrics {
-        let n = self.tokens.max(1.0);
-        let mut m = Metrics::new();
-        m.insert("kl".into(), if self.has_kl { self.kl / n } else { 0.0 });
-        m.insert("clip_ratio/low_mean".into(), self.low / n);
-        m.insert("clip_ratio/high_mean".into(), self.high / n);
-        m.insert("clip_ratio/region_mean".into(), (self.low + self.high) / n);
-        m.insert("entropy".into(), self.entropy / n);
-        m
-    }
-}
-
-/// Reward and completion-length metrics of a step.
-fn reward_metrics(m: &mut Metrics, groups: &[Group], rewards: &[f32], names: &[&str], group: usize) {
-    let mean =
-        |x: &[f32]| if x.is_empty() { 0.0 } else { x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64 };
-    m.insert("reward".into(), mean(rewards));
-    m.insert("reward_std".into(), f64::from(std_unbiased(rewards)));
-    for (k, name) in names.iter().enumerate() {
-        let vals: Vec<f32> = groups.iter().flat_map(|gr| gr.per_fn.iter().filter_map(move |p| p[k])).collect();
-        if !vals.is_empty() {
-            m.insert(format!("rewards/{name}/mean"), mean(&vals));
-            m.insert(format!("rewards/{name}/std"), f64::from(std_unbiased(&vals)));
-        }
-    }
-    let zero_std = rewards.chunks(group).filter(|g| std_unbiased(g) == 0.0).count();
-    m.insert("frac_reward_zero_std".into(), zero_std as f64 / groups.len().max(1) as f64);
-    let lens: Vec<f32> = groups.iter().flat_map(|gr| gr.samples.iter().map(|s| s.tokens.len() as f32)).collect();
-    m.insert("completions/mean_length".into(), mean(&lens));
-    m.insert("completions/min_length".into(), lens.iter().copied().fold(f32::INFINITY, f32::min).into());
-    m.insert("completions/max_length".into(), lens.iter().copied().fold(0.0, f32::max).into());
-    let clipped = groups.iter().map(|gr| (0..gr.samples.len()).filter(|&i| gr.truncated(i)).count()).sum::<usize>();
-    m.insert("completions/clipped_ratio".into(), clipped as f64 / lens.len().max(1) as f64);
 }

@@ -1,13 +1,11 @@
 //! Rollouts: a record becomes one prompt (images resolved, RePIC's suffix drawn once), the engine samples its
 //! G completions from one shared prefill, and the reward set scores each completion.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use repic_data::{Part, PromptBuilder, Record, Role};
-use repic_models::{
-    ChatMessage, ChatPart, Checkpoint, Engine, Finish, GenerateOptions, Generation, SamplingOptions, VlInput,
-};
+use repic_data::{PromptBuilder, Record};
+use repic_models::{Checkpoint, Engine, Finish, GenerateOptions, Generation, SamplingOptions, VlInput};
 use repic_rewards::{RewardSet, Sample};
 
 use crate::TrainError;
@@ -35,35 +33,8 @@ pub fn prepare<B: Backend>(
     builder: &PromptBuilder,
     image_root: &Path,
 ) -> Result<Prompt, TrainError> {
-    let record = &records[index];
-    let mut images: Vec<PathBuf> = Vec::new();
-    let messages: Vec<ChatMessage> = builder
-        .build(record, key)
-        .into_iter()
-        .map(|m| ChatMessage {
-            role: match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            }
-            .into(),
-            content: m
-                .content
-                .into_iter()
-                .map(|p| match p {
-                    Part::Image(path) => {
-                        images.push(image_root.join(path));
-                        ChatPart::Image
-                    }
-                    Part::Text(t) => ChatPart::Text(t),
-                })
-                .collect(),
-        })
-        .collect();
-    if let Some(missing) = images.iter().find(|p| !p.is_file()) {
-        return Err(TrainError::Run(format!("record {index}: image {} does not exist", missing.display())));
-    }
-    let prepared = ckpt.prepare(&messages, &images).map_err(|e| TrainError::Run(format!("record {index}: {e}")))?;
+    let messages = builder.build(&records[index], key);
+    let prepared = ckpt.prepare(&messages, image_root).map_err(|e| TrainError::Run(format!("record {index}: {e}")))?;
     Ok(Prompt {
         record: index,
         text: prepared.prompt,

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::checkpoint::{list_checkpoints, prune};
 use crate::config::{Finetune, Mode};
-use crate::metrics::{MetricsLog, truncate_after};
+use crate::log::{MetricsLog, truncate_after};
 use crate::rollout::mix;
 use crate::{Metrics, TrainConfig, TrainError, Trainer};
 

@@ -1,5 +1,5 @@
 //! Supervised fine-tuning (the warm start and the RAP-style baseline): cross-entropy on the assistant tokens
-//! only — the record's answer followed by `<|im_end|>` — averaged over every target token of the optimizer
+//! only — the record's answer followed by the chat template's end of turn (Qwen: `<|im_end|>`) — averaged over every target token of the optimizer
 //! step (or per record, then over records: `[sft] loss_average`), with the same adapters, optimizer, schedule
 //! and checkpoints as GRPO.
 
@@ -59,9 +59,10 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn sft_step(&mut self, batch: &[(usize, u64)]) -> Result<Metrics, TrainError> {
         let t0 = Instant::now();
         let mut pairs: Vec<(VlInput, Vec<u32>)> = Vec::with_capacity(batch.len());
+        let end = self.ckpt.tokenizer.end_of_turn()?;
         for &(index, key) in batch {
             let prompt = prepare(&self.ckpt, &self.records, index, key, &self.builder, &self.image_root)?;
-            let answer = format!("{}<|im_end|>", sft_answer(&self.records[index]));
+            let answer = format!("{}{end}", sft_answer(&self.records[index]));
             pairs.push((prompt.input, self.ckpt.tokenizer.encode(&answer)?));
         }
         let tokens: usize = pairs.iter().map(|(_, t)| t.len()).sum();
@@ -72,7 +73,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let per_micro = self.cfg.train.prompts_per_step;
         let average = self.cfg.sft.loss_average;
         for micro in pairs.chunks(per_micro) {
-            let scored = Engine::new(&self.ckpt.model, &self.ckpt.cfg, &self.device).score(micro, opts)?;
+            let scored = Engine::new(&self.ckpt.model, &self.device).score(micro, opts)?;
             let loss = sft_loss(scored.logprobs, scored.mask, average, tokens, pairs.len());
             nll += f64::from(loss.clone().into_scalar().elem::<f32>());
             acc.accumulate(&self.ckpt.model, GradientsParams::from_grads(loss.backward(), &self.ckpt.model));

@@ -12,8 +12,8 @@ use repic_rewards::RewardSet;
 
 use crate::TrainError;
 use crate::checkpoint::{Adam, TrainerState, checkpoint_dir, load_optimizer, param_ids, read_state, save_optimizer};
-use crate::clip::clip_global_norm;
 use crate::config::{Finetune, OptimConfig, TrainConfig};
+use crate::grad_clip::clip_global_norm;
 use crate::rollout::mix;
 use crate::schedule::learning_rate;
 
@@ -58,7 +58,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let reference = match cfg.finetune {
             Finetune::Lora => {
-                let names = ckpt.model.attach_lora(&cfg.lora, &ckpt.cfg, &device)?;
+                let names = ckpt.model.attach_lora(&cfg.lora, &device)?;
                 tracing::info!("LoRA r={} alpha={} on {} layers", cfg.lora.r, cfg.lora.alpha, names.len());
                 None
             }
@@ -122,19 +122,15 @@ impl<B: AutodiffBackend> Trainer<B> {
             total_steps: self.total_steps,
             param_order: param_ids::<B, QwenVl<B>>(&self.ckpt.model).iter().map(|p| p.val()).collect(),
         };
-        repic_models::save::write_dir_atomically(&dir, true, |stage| -> Result<(), TrainError> {
+        repic_models::hf::save::write_dir_atomically(&dir, true, |stage| -> Result<(), TrainError> {
             let base = self.cfg.model.to_string_lossy();
             match self.cfg.finetune {
                 Finetune::Lora => {
                     repic_models::save_peft(&self.ckpt.model, &self.cfg.lora, &base, &stage.join("adapter"), false)?
                 }
-                Finetune::Full => repic_models::save_qwen_vl(
-                    &self.ckpt.model,
-                    &self.ckpt.cfg,
-                    &self.cfg.model,
-                    &stage.join("model"),
-                    false,
-                )?,
+                Finetune::Full => {
+                    repic_models::save_qwen_vl(&self.ckpt.model, &self.cfg.model, &stage.join("model"), false)?
+                }
             }
             let cfg_path = stage.join("config.toml");
             std::fs::write(&cfg_path, self.cfg.to_toml()).map_err(|e| TrainError::Io { path: cfg_path, source: e })?;
@@ -151,7 +147,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 repic_models::load_peft(&mut self.ckpt.model, &dir.join("adapter"), &self.device)?;
             }
             Finetune::Full => {
-                let (mut model, _) = repic_models::load_qwen_vl::<B>(&dir.join("model"), &self.device)?;
+                let mut model = QwenVl::<B>::load(&dir.join("model"), &self.device)?;
                 freeze_vision_if_asked(&mut model, &self.cfg);
                 self.ckpt.model = model;
             }

@@ -11,9 +11,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use repic_models::{
-    ChatMessage, Checkpoint, Engine, LoraConfig, LoraTargets, QwenVl, QwenVlConfig, ScoreOptions, VlInput,
-};
+use repic_data::Message;
+use repic_models::{Checkpoint, Engine, LoraConfig, LoraTargets, QwenVl, ScoreOptions, VlInput};
 use repic_trainer::loss::{LossType, Normaliser, Objective, aggregate, token_terms};
 
 type I = repic_models::DefaultBackend;
@@ -35,10 +34,10 @@ fn gaussian(rng: &mut ChaCha8Rng, std: f32) -> f32 {
 }
 
 /// The GRPO loss of `model` on the two completions.
-fn loss<B: Backend>(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput, old: &[f32], refp: &[f32]) -> Tensor<B, 1> {
+fn loss<B: Backend>(model: &QwenVl<B>, input: &VlInput, old: &[f32], refp: &[f32]) -> Tensor<B, 1> {
     let dev = Default::default();
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
-    let s = Engine::new(model, cfg, &dev)
+    let s = Engine::new(model, &dev)
         .score_group(input, &comps, ScoreOptions { temperature: 0.7, chunk: 3, entropy: false })
         .unwrap();
     let t = |v: &[f32]| Tensor::<B, 2>::from_data(TensorData::new(v.to_vec(), [2, 4]), &dev);
@@ -68,7 +67,7 @@ fn grpo_loss_gradient_matches_finite_differences() {
         target_modules: LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into()),
         use_rslora: false,
     };
-    ckpt.model.attach_lora(&lora, &ckpt.cfg, &dev).unwrap();
+    ckpt.model.attach_lora(&lora, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     // A drawn as PEFT does (Kaiming-uniform), but from the test's generator; non-zero B everywhere, so that every
     // adapter (and the head's) takes part.
@@ -86,20 +85,20 @@ fn grpo_loss_gradient_matches_finite_differences() {
         })
         .collect();
     ckpt.model.set_adapters(randomised).unwrap();
-    let prompt = ckpt.prepare(&[ChatMessage::user_with_images(1, "Who is <bo>?")], &[dir.join("image0.png")]).unwrap();
+    let prompt = ckpt.prepare(&[Message::user_with_images(["image0.png"], "Who is <bo>?")], &dir).unwrap();
     let input = prompt.input;
     // old log-probs 0.05 below the current ones (ratio e^0.05, inside the clip); reference = adapters off.
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
     let opts = ScoreOptions { temperature: 0.7, chunk: 3, entropy: false };
     let inner = ckpt.model.valid();
     let logprobs = |m: &QwenVl<I>| -> Vec<f32> {
-        let s = Engine::new(m, &ckpt.cfg, &dev).score_group(&input, &comps, opts).unwrap();
+        let s = Engine::new(m, &dev).score_group(&input, &comps, opts).unwrap();
         s.logprobs.into_data().to_vec().unwrap()
     };
     let old: Vec<f32> = logprobs(&inner).iter().map(|x| x - 0.05).collect();
     let refp = logprobs(&inner.without_lora());
 
-    let grads = loss(&ckpt.model, &ckpt.cfg, &input, &old, &refp).backward();
+    let grads = loss(&ckpt.model, &input, &old, &refp).backward();
     for layer in ["lm_head", "model.layers.1.mlp.down_proj", "model.layers.0.self_attn.q_proj"] {
         let (_, adapter) = ckpt.model.adapters().into_iter().find(|(n, _)| n == layer).unwrap();
         for (which, w) in [("A", &adapter.a.weight), ("B", &adapter.b.weight)] {
@@ -115,7 +114,7 @@ fn grpo_loss_gradient_matches_finite_differences() {
                 let target = if which == "A" { &mut l.a.weight } else { &mut l.b.weight };
                 *target = Param::from_tensor(target.val() + dir_t.clone() * (sign * h));
                 m.set_adapters(vec![(name, l)]).unwrap();
-                loss(&m, &ckpt.cfg, &input, &old, &refp).into_scalar()
+                loss(&m, &input, &old, &refp).into_scalar()
             };
             let numeric = (at(1.0) - at(-1.0)) / (2.0 * h);
             let err = (numeric - analytic).abs() / analytic.abs().max(1e-3);
@@ -141,9 +140,9 @@ fn vision_linear<'a, B: Backend>(m: &'a mut QwenVl<B>, which: &str) -> &'a mut b
 }
 
 /// The negative log-likelihood of the completions: the SFT loss, whose gradient must reach the vision tower.
-fn nll<B: Backend>(model: &QwenVl<B>, cfg: &QwenVlConfig, input: &VlInput) -> Tensor<B, 1> {
+fn nll<B: Backend>(model: &QwenVl<B>, input: &VlInput) -> Tensor<B, 1> {
     let comps: Vec<Vec<u32>> = COMPLETIONS.iter().map(|c| c.to_vec()).collect();
-    let s = Engine::new(model, cfg, &Default::default())
+    let s = Engine::new(model, &Default::default())
         .score_group(input, &comps, ScoreOptions { temperature: 1.0, chunk: 3, entropy: false })
         .unwrap();
     (s.logprobs * s.mask).sum().neg()
@@ -154,9 +153,9 @@ fn vision_tower_gradient_matches_finite_differences() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/qwen2_vl");
     let dev = Default::default();
     let ckpt = Checkpoint::<A>::load(&dir, &dev).unwrap();
-    let prompt = ckpt.prepare(&[ChatMessage::user_with_images(1, "Who is <bo>?")], &[dir.join("image0.png")]).unwrap();
+    let prompt = ckpt.prepare(&[Message::user_with_images(["image0.png"], "Who is <bo>?")], &dir).unwrap();
     let input = prompt.input;
-    let grads = nll(&ckpt.model, &ckpt.cfg, &input).backward();
+    let grads = nll(&ckpt.model, &input).backward();
     let inner = ckpt.model.valid();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for which in ["patch_embed", "blocks.0.attn.qkv", "blocks.1.mlp.fc", "merger.fc_out"] {
@@ -171,7 +170,7 @@ fn vision_tower_gradient_matches_finite_differences() {
             let mut m = inner.clone();
             let l = vision_linear(&mut m, which);
             l.weight = Param::from_tensor(l.weight.val() + dir_t.clone() * (sign * h));
-            nll(&m, &ckpt.cfg, &input).into_scalar()
+            nll(&m, &input).into_scalar()
         };
         let numeric = (at(1.0) - at(-1.0)) / (2.0 * h);
         let err = (numeric - analytic).abs() / analytic.abs().max(1e-3);

@@ -3,8 +3,6 @@
 //! evaluation, GRPO with RePIC's rewards (configs/demo.toml), the same evaluation again, and a table of
 //! SFT-only vs SFT+GRPO on held-out queries (also `summary.json`).
 
-mod evaluate;
-
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +15,7 @@ use repic_models::{Checkpoint, DefaultBackend as Backend, TinySpec, create_tiny_
 use repic_trainer::TrainConfig;
 
 use crate::train::StepBar;
-use evaluate::{Evaluation, ROWS, evaluate};
+use repic_eval::held_out::{self, HeldOut, ROWS, evaluate_held_out};
 use repic_eval::paired::PairedChange;
 
 /// The demo's GRPO config; paths are filled in at run time.
@@ -139,9 +137,9 @@ fn corpus(data: &Path) -> anyhow::Result<Vec<String>> {
     for (key, c) in &db.concept_dict {
         texts.push(format!("1. Name: {key}, Info: {}", c.info.as_text()));
     }
-    texts.push(repic_eval::runner::CAPTION_SYSTEM.into());
-    texts.push(format!("This is the query image. {}", evaluate::QUESTION));
-    texts.push("system\nYou are a helpful assistant.\nuser\nassistant\n".into());
+    texts.push(repic_data::CAPTION_SYSTEM.into());
+    texts.push(format!("This is the query image. {}", held_out::QUESTION));
+    texts.push(repic_models::tiny::TEMPLATE_WORDS.into());
     Ok(texts)
 }
 
@@ -239,7 +237,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sft_model = if a.reuse_sft { reused_sft(&a.out)? } else { prepare(&a, &plan, &data, &dev)? };
     tracing::info!("4/6 evaluating the SFT model");
     let sft_ckpt = Checkpoint::<Backend>::load(&sft_model, &dev)?;
-    let sft = evaluate(&sft_ckpt, &data, &a.out.join("captions_sft.json"), &dev)?;
+    let sft = evaluate_held_out(&sft_ckpt, &data, &a.out.join("captions_sft.json"), &dev)?;
     drop(sft_ckpt);
     tracing::info!("5/6 GRPO with RePIC's rewards");
     let grpo_out = a.out.join("grpo");
@@ -269,14 +267,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         Checkpoint::<Backend>::load(&trained.join("model"), &dev)?
     };
-    let grpo = evaluate(&grpo_ckpt, &data, &a.out.join("captions_grpo.json"), &dev)?;
+    let grpo = evaluate_held_out(&grpo_ckpt, &data, &a.out.join("captions_grpo.json"), &dev)?;
     let seconds = start.elapsed().as_secs_f64();
     report(&a.out, &sft, &grpo, seconds)?;
     Ok(())
 }
 
 /// Print the table and write `summary.json`.
-fn report(out: &Path, sft: &Evaluation, grpo: &Evaluation, seconds: f64) -> anyhow::Result<()> {
+fn report(out: &Path, sft: &HeldOut, grpo: &HeldOut, seconds: f64) -> anyhow::Result<()> {
     let (sft_m, grpo_m) = (&sft.metrics, &grpo.metrics);
     println!();
     println!("{:<32} {:>10} {:>12}", "held-out metric", "SFT", "SFT+GRPO");

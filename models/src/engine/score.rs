@@ -4,10 +4,10 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::generate::Engine;
-use crate::qwen::rope::{mrope_tables, rope_index};
+use super::Engine;
+use crate::qwen2_vl::Step;
 use crate::{ModelError, VlInput};
 
 /// How completions are scored.
@@ -50,7 +50,7 @@ impl<B: Backend> Engine<'_, B> {
         completions: &[Vec<u32>],
         opts: ScoreOptions,
     ) -> Result<Scored<B>, ModelError> {
-        let x = self.model.embed(prompt, self.cfg, self.device)?;
+        let x = self.model.embed(prompt, self.device)?;
         let rows: Vec<_> = completions.iter().map(|c| (prompt, x.clone(), c.as_slice())).collect();
         self.score_rows(rows, opts)
     }
@@ -60,7 +60,7 @@ impl<B: Backend> Engine<'_, B> {
     pub fn score(&self, pairs: &[(VlInput, Vec<u32>)], opts: ScoreOptions) -> Result<Scored<B>, ModelError> {
         let mut rows = Vec::with_capacity(pairs.len());
         for (prompt, completion) in pairs {
-            rows.push((prompt, self.model.embed(prompt, self.cfg, self.device)?, completion.as_slice()));
+            rows.push((prompt, self.model.embed(prompt, self.device)?, completion.as_slice()));
         }
         self.score_rows(rows, opts)
     }
@@ -70,7 +70,7 @@ impl<B: Backend> Engine<'_, B> {
         rows: Vec<(&VlInput, Tensor<B, 3>, &[u32])>,
         opts: ScoreOptions,
     ) -> Result<Scored<B>, ModelError> {
-        let (model, cfg, device) = (self.model, self.cfg, self.device);
+        let (model, device) = (self.model, self.device);
         if opts.temperature.is_nan() || opts.temperature <= 0.0 || opts.chunk == 0 {
             return Err(ModelError::Input("scoring needs a temperature > 0 and a chunk of at least 1 row".into()));
         }
@@ -80,8 +80,7 @@ impl<B: Backend> Engine<'_, B> {
         let n = rows.len();
         let width = rows.iter().map(|(p, _, c)| p.ids.len() + c.len()).max().unwrap_or(0);
         let cmax = rows.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
-        let tc = &cfg.text;
-        let (mut xs, mut cos, mut sin) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut xs, mut positions) = (Vec::new(), Vec::new());
         // Flat indices of the hidden states that predict each completion token, the tokens, their output slots.
         let (mut at, mut targets, mut slots) = (Vec::new(), Vec::new(), Vec::new());
         for (row, (prompt, x, completion)) in rows.into_iter().enumerate() {
@@ -91,22 +90,16 @@ impl<B: Backend> Engine<'_, B> {
             }
             // Completion tokens are text whatever their id (a sampled `<|image_pad|>` included), at the positions
             // generation gave them: prompt length + j + the prompt's rope delta on all three axes.
-            let (mut pos, delta) =
-                rope_index(&prompt.ids, cfg.tokens.image, &prompt.grids, cfg.vision.spatial_merge_size)
-                    .map_err(ModelError::Input)?;
+            let (mut pos, delta) = model.positions(prompt)?;
             for axis in pos.iter_mut() {
                 axis.extend((0..c).map(|j| (p + j) as i64 + delta));
                 axis.resize(width, 0);
             }
-            let (cs, sn) = mrope_tables::<B>(&pos, tc.head_dim(), tc.rope_theta, &tc.mrope_section, device);
-            cos.push(cs.unsqueeze::<3>());
-            sin.push(sn.unsqueeze::<3>());
+            positions.push(pos);
             let d = x.dims()[2];
             let mut parts = vec![x];
             if c > 0 {
-                let ids: Vec<i64> = completion.iter().map(|&t| i64::from(t)).collect();
-                let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, c]), device);
-                parts.push(model.model.embed_tokens.forward(ids));
+                parts.push(model.embed_tokens(completion, device));
             }
             if width > p + c {
                 parts.push(Tensor::zeros([1, width - p - c, d], device));
@@ -118,8 +111,8 @@ impl<B: Backend> Engine<'_, B> {
                 slots.push((row * cmax + j) as i64);
             }
         }
-        let mask = Tensor::<B, 2, Bool>::tril_mask([width, width], 0, device).unsqueeze::<3>();
-        let h = model.model.forward(Tensor::cat(xs, 0), &Tensor::cat(cos, 0), &Tensor::cat(sin, 0), Some(&mask), None);
+        // Right padding: causal attention alone keeps every real token from seeing padding.
+        let h = model.forward(Step { embeds: Tensor::cat(xs, 0), positions }, &mut model.new_cache())?;
         let d = h.dims()[2];
         let h = h.reshape([n * width, d]);
         let total = at.len();
@@ -172,11 +165,11 @@ impl<B: Backend> Engine<'_, B> {
         if candidates.is_empty() {
             return Err(ModelError::Input("no candidate tokens".into()));
         }
-        let vocab = self.cfg.text.vocab_size;
+        let vocab = self.model.config().text.vocab_size;
         if let Some(bad) = candidates.iter().find(|&&c| c as usize >= vocab) {
             return Err(ModelError::Input(format!("candidate token {bad} is outside the {vocab}-token vocabulary")));
         }
-        let logits = self.model.logits_at(input, positions, self.cfg, self.device)?;
+        let logits = self.model.logits_at(input, positions, self.device)?;
         let lsm: Vec<f32> =
             log_softmax(logits, 1).into_data().to_vec().map_err(|e| ModelError::Input(format!("{e:?}")))?;
         let v = lsm.len() / positions.len().max(1);

@@ -2,6 +2,8 @@
 //! layers of the language model, with a frozen base. Disabling the adapters gives the reference policy;
 //! merging folds `(alpha / r) B A` into `W`.
 
+pub mod peft;
+
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::Tensor;

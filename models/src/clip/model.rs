@@ -1,6 +1,4 @@
-//! CLIP (vision and text towers, projections, L2-normalised embeddings) loaded from a Hugging Face CLIP
-//! checkpoint, with its image processor (resize shortest side, centre crop, CLIP normalisation): the retrieval
-//! encoder of RAP and R2P.
+//! CLIP's towers: a ViT image encoder and a causal text encoder, each projected and L2-normalised.
 
 use std::path::Path;
 
@@ -9,91 +7,10 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear};
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use image::RgbImage;
-use serde::Deserialize;
-use serde_json::Value;
 
+use super::config::{ClipConfig, TowerConfig};
 use crate::ModelError;
-use crate::qwen::{Norm, linear};
-use crate::resize::resize_bicubic;
-
-/// One tower's hyper-parameters (`text_config` / `vision_config`).
-#[derive(Clone, Debug, Deserialize)]
-pub struct TowerConfig {
-    /// Width.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Layers.
-    pub num_hidden_layers: usize,
-    /// Heads.
-    pub num_attention_heads: usize,
-    /// LayerNorm epsilon.
-    #[serde(default = "eps")]
-    pub layer_norm_eps: f64,
-    /// `quick_gelu` (OpenAI CLIP) or `gelu`.
-    #[serde(default = "act")]
-    pub hidden_act: String,
-    /// Text: vocabulary size.
-    #[serde(default)]
-    pub vocab_size: usize,
-    /// Text: positions.
-    #[serde(default)]
-    pub max_position_embeddings: usize,
-    /// Text: end-of-text id (the pooled position).
-    #[serde(default)]
-    pub eos_token_id: Option<i64>,
-    /// Vision: input side.
-    #[serde(default)]
-    pub image_size: usize,
-    /// Vision: patch side.
-    #[serde(default)]
-    pub patch_size: usize,
-    /// Vision: channels.
-    #[serde(default = "three")]
-    pub num_channels: usize,
-}
-
-fn eps() -> f64 {
-    1e-5
-}
-fn act() -> String {
-    "quick_gelu".into()
-}
-fn three() -> usize {
-    3
-}
-
-/// `config.json` of a CLIP checkpoint.
-#[derive(Clone, Debug)]
-pub struct ClipConfig {
-    /// Text tower.
-    pub text: TowerConfig,
-    /// Vision tower.
-    pub vision: TowerConfig,
-    /// Embedding width.
-    pub projection_dim: usize,
-}
-
-impl ClipConfig {
-    /// Read `config.json` from a checkpoint folder.
-    pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join("config.json");
-        let src = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-        let err = |msg: String| ModelError::Config { path: path.clone(), msg };
-        let v: Value = serde_json::from_str(&src).map_err(|e| err(e.to_string()))?;
-        let mt = v.get("model_type").and_then(Value::as_str).unwrap_or_default();
-        if mt != "clip" {
-            return Err(err(format!("unsupported model_type `{mt}` for a CLIP encoder (expected clip)")));
-        }
-        let tower = |k: &str| -> Result<TowerConfig, ModelError> {
-            let t = v.get(k).cloned().ok_or_else(|| err(format!("`{k}` is missing")))?;
-            serde_json::from_value(t).map_err(|e| err(format!("{k}: {e}")))
-        };
-        let projection_dim = v.get("projection_dim").and_then(Value::as_u64).unwrap_or(512) as usize;
-        Ok(ClipConfig { text: tower("text_config")?, vision: tower("vision_config")?, projection_dim })
-    }
-}
+use crate::qwen2_vl::{Norm, linear};
 
 /// Self-attention of a CLIP layer.
 #[derive(Module, Debug)]
@@ -196,6 +113,9 @@ pub struct Clip<B: Backend> {
     pub text_projection: Linear<B>,
     /// Temperature (log scale).
     pub logit_scale: Param<Tensor<B, 1>>,
+    /// The configuration the model was built from.
+    #[module(skip)]
+    cfg: ClipConfig,
 }
 
 fn encoder<B: Backend>(c: &TowerConfig, device: &B::Device) -> ClipEncoder<B> {
@@ -284,12 +204,27 @@ impl<B: Backend> Clip<B> {
             visual_projection: linear(v.hidden_size, cfg.projection_dim, false, device),
             text_projection: linear(t.hidden_size, cfg.projection_dim, false, device),
             logit_scale: Param::from_tensor(Tensor::zeros([1], device)),
+            cfg: cfg.clone(),
         }
     }
 
+    /// Load a CLIP checkpoint folder (config.json + safetensors) onto `device`.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
+        let cfg = ClipConfig::load(dir)?;
+        let mut model = Clip::new(&cfg, device);
+        let ignore = ["text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"];
+        crate::hf::load::load_weights(&mut model, dir, &[], &ignore)?;
+        Ok(model)
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ClipConfig {
+        &self.cfg
+    }
+
     /// L2-normalised image embeddings `[N, projection_dim]` for preprocessed images `[N, C*S*S]` (CHW).
-    pub fn image_embeds(&self, pixels: Tensor<B, 2>, cfg: &ClipConfig) -> Tensor<B, 2> {
-        let v = &cfg.vision;
+    pub fn image_embeds(&self, pixels: Tensor<B, 2>) -> Tensor<B, 2> {
+        let v = &self.cfg.vision;
         let (n, c, s, p) = (pixels.dims()[0], v.num_channels, v.image_size, v.patch_size);
         let g = s / p;
         // [N, C, g, p, g, p] -> [N, g, g, C, p, p]: one row per patch, flattened as the conv weight.
@@ -307,8 +242,8 @@ impl<B: Backend> Clip<B> {
     }
 
     /// L2-normalised text embedding `[1, projection_dim]` of one token sequence (with its start/end tokens).
-    pub fn text_embed(&self, ids: &[u32], cfg: &ClipConfig) -> Result<Tensor<B, 2>, ModelError> {
-        let t = &cfg.text;
+    pub fn text_embed(&self, ids: &[u32]) -> Result<Tensor<B, 2>, ModelError> {
+        let t = &self.cfg.text;
         if ids.is_empty() || ids.len() > t.max_position_embeddings {
             return Err(ModelError::Input(format!(
                 "CLIP text takes 1 to {} tokens, got {}",
@@ -337,100 +272,4 @@ impl<B: Backend> Clip<B> {
         let pooled = h.narrow(1, at, 1).reshape([1, t.hidden_size]);
         Ok(l2_normalise(self.text_projection.forward(pooled)))
     }
-}
-
-/// `preprocessor_config.json` of a CLIP checkpoint.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ClipProcessor {
-    /// Resize target of the shortest side.
-    pub size: ShortestEdge,
-    /// Centre crop.
-    pub crop_size: CropSize,
-    /// Per-channel mean.
-    pub image_mean: [f32; 3],
-    /// Per-channel std.
-    pub image_std: [f32; 3],
-}
-
-/// `{"shortest_edge": n}`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ShortestEdge {
-    /// Side length.
-    pub shortest_edge: u32,
-}
-
-/// `{"height": h, "width": w}`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct CropSize {
-    /// Height.
-    pub height: u32,
-    /// Width.
-    pub width: u32,
-}
-
-impl ClipProcessor {
-    /// Read `preprocessor_config.json`.
-    pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join("preprocessor_config.json");
-        let src = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-        serde_json::from_str(&src).map_err(|e| ModelError::Config { path, msg: e.to_string() })
-    }
-
-    /// Resize (shortest side, bicubic), centre crop, rescale and normalise: CHW floats.
-    pub fn process(&self, img: &RgbImage) -> Vec<f32> {
-        let (w, h) = (img.width(), img.height());
-        let s = self.size.shortest_edge;
-        let (short, long) = if w <= h { (w, h) } else { (h, w) };
-        let new_long = (f64::from(s) * f64::from(long) / f64::from(short)) as u32;
-        let (nw, nh) = if w <= h { (s, new_long) } else { (new_long, s) };
-        let r = if (nw, nh) == (w, h) { img.clone() } else { resize_bicubic(img, nw, nh) };
-        let (cw, ch) = (self.crop_size.width, self.crop_size.height);
-        let top = (i64::from(nh) - i64::from(ch)).div_euclid(2);
-        let left = (i64::from(nw) - i64::from(cw)).div_euclid(2);
-        let mut out = vec![0f32; (3 * cw * ch) as usize];
-        for c in 0..3usize {
-            for y in 0..ch {
-                for x in 0..cw {
-                    let (sy, sx) = (i64::from(y) + top, i64::from(x) + left);
-                    // Pixels outside the resized image (crop larger than the image) are zero-padded, as upstream.
-                    let v = if sy >= 0 && sx >= 0 && sy < i64::from(nh) && sx < i64::from(nw) {
-                        r.get_pixel(sx as u32, sy as u32).0[c]
-                    } else {
-                        0
-                    };
-                    let f = (f64::from(v) * (1.0 / 255.0)) as f32;
-                    out[(c * ch as usize + y as usize) * cw as usize + x as usize] =
-                        (f - self.image_mean[c]) / self.image_std[c];
-                }
-            }
-        }
-        out
-    }
-}
-
-/// CLIP's tokenizer (`tokenizer.json`, whose post-processor adds the start and end tokens).
-pub struct ClipTokenizer(tokenizers::Tokenizer);
-
-impl ClipTokenizer {
-    /// Load `tokenizer.json` from a checkpoint folder.
-    pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join("tokenizer.json");
-        tokenizers::Tokenizer::from_file(&path)
-            .map(ClipTokenizer)
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
-    }
-
-    /// Token ids of `text` with start and end tokens.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        Ok(self.0.encode(text, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?.get_ids().to_vec())
-    }
-}
-
-/// Load a CLIP checkpoint folder.
-pub fn load_clip<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Clip<B>, ClipConfig), ModelError> {
-    let cfg = ClipConfig::load(dir)?;
-    let mut model = Clip::new(&cfg, device);
-    let ignore = ["text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"];
-    crate::load::load_weights(&mut model, dir, &[], &ignore)?;
-    Ok((model, cfg))
 }

@@ -6,8 +6,8 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 
 use super::QwenVl;
+use super::config::{Arch, QwenVlConfig};
 use crate::ModelError;
-use crate::config::{Arch, QwenVlConfig};
 use crate::lora::{Lora, LoraConfig, LoraLinear, shift_weight};
 
 /// The Hugging Face names of the vision tower's Linear layers (LoRA there is refused).
@@ -70,14 +70,9 @@ impl<B: Backend> QwenVl<B> {
     /// Freeze every base weight and attach fresh adapters (B = 0: the output is unchanged) to the layers whose
     /// name `lora.target_modules` matches. Returns the adapted names; refuses patterns that match nothing or
     /// match a vision-tower layer.
-    pub fn attach_lora(
-        &mut self,
-        lora: &LoraConfig,
-        cfg: &QwenVlConfig,
-        device: &B::Device,
-    ) -> Result<Vec<String>, ModelError> {
+    pub fn attach_lora(&mut self, lora: &LoraConfig, device: &B::Device) -> Result<Vec<String>, ModelError> {
         let matches = lora.matcher().map_err(ModelError::Input)?;
-        if let Some(v) = vision_linear_names(cfg).into_iter().find(|n| matches(n)) {
+        if let Some(v) = vision_linear_names(self.config()).into_iter().find(|n| matches(n)) {
             return Err(ModelError::Input(format!(
                 "lora.target_modules matches the vision-tower layer `{v}`; adapters go on the language model only"
             )));
@@ -188,7 +183,7 @@ impl<B: Backend> QwenVl<B> {
 
     /// Whether the output head holds its own weight although the checkpoint ties it to the embedding (after
     /// merging an adapter of a tied head); an export then writes `tie_word_embeddings: false`.
-    pub fn head_untied(&self, cfg: &QwenVlConfig) -> bool {
-        cfg.text.tie_word_embeddings && self.lm_head.is_some()
+    pub fn head_untied(&self) -> bool {
+        self.config().text.tie_word_embeddings && self.lm_head.is_some()
     }
 }

@@ -6,38 +6,12 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use super::config::TextConfig;
 use super::linear;
 use super::norm::Norm;
 use super::rope::rotate;
-use crate::config::TextConfig;
+use crate::engine::KvCache;
 use crate::lora::LoraLinear;
-
-/// Cached keys and values of one layer, `[B, kv_heads, P, head_dim]` each (rotary already applied).
-pub type LayerKv<B> = Option<(Tensor<B, 4>, Tensor<B, 4>)>;
-
-/// The key/value cache of a whole decoder: one entry per layer.
-#[derive(Clone, Debug)]
-pub struct KvCache<B: Backend> {
-    /// Per-layer keys and values.
-    pub layers: Vec<LayerKv<B>>,
-}
-
-impl<B: Backend> KvCache<B> {
-    /// An empty cache for `layers` layers.
-    pub fn new(layers: usize) -> Self {
-        KvCache { layers: vec![None; layers] }
-    }
-
-    /// Number of cached positions.
-    pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    /// Whether nothing is cached yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Self-attention of one decoder layer.
 #[derive(Module, Debug)]
@@ -122,20 +96,19 @@ impl<B: Backend> TextModel<B> {
     }
 
     /// Run the decoder over embeddings `[B, T, d]` of new positions with rotary tables `[B, T, head_dim]` and
-    /// a mask `[B, T, P + T]` (P cached positions) that is true where attention is forbidden (`None`: attend to
-    /// everything); appends the new keys and values to `cache` when given. Returns final-norm hidden states.
-    pub fn forward(
+    /// a mask `[B or 1, T, P + T]` (P cached positions) that is true where attention is forbidden (`None`: attend
+    /// to everything); appends the new keys and values to `cache`. Returns final-norm hidden states.
+    pub(crate) fn forward(
         &self,
         x: Tensor<B, 3>,
         cos: &Tensor<B, 3>,
         sin: &Tensor<B, 3>,
         mask: Option<&Tensor<B, 3, Bool>>,
-        mut cache: Option<&mut KvCache<B>>,
+        cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let a = layer.self_attn.forward(layer.input_layernorm.forward(h.clone()), cos, sin, mask, slot);
+            let a = layer.self_attn.forward(layer.input_layernorm.forward(h.clone()), cos, sin, mask, cache, i);
             h = h + a;
             let m = layer.mlp.forward(layer.post_attention_layernorm.forward(h.clone()));
             h = h + m;
@@ -157,7 +130,8 @@ impl<B: Backend> Attention<B> {
         cos: &Tensor<B, 3>,
         sin: &Tensor<B, 3>,
         mask: Option<&Tensor<B, 3, Bool>>,
-        cache: Option<&mut LayerKv<B>>,
+        cache: &mut KvCache<B>,
+        layer: usize,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let split = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, self.head_dim]).swap_dims(1, 2);
@@ -167,17 +141,7 @@ impl<B: Backend> Attention<B> {
         let (cos, sin) = (cos.clone().unsqueeze_dim::<4>(1), sin.clone().unsqueeze_dim::<4>(1));
         let q = rotate(q, &cos, &sin);
         let k = rotate(k, &cos, &sin);
-        let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
-            None => (k, v),
-        };
+        let (k, v) = cache.append(layer, k, v);
         // Grouped-query attention without copying keys/values per query head: the `rep` query heads sharing a
         // key/value head are stacked along the query axis (HF's repeat_kv order: head h uses kv head h / rep).
         let rep = self.heads / self.kv_heads;

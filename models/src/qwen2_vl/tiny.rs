@@ -12,10 +12,16 @@ use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, TokenizerBuilder};
 
-use crate::{ModelError, QwenVl, QwenVlConfig};
+use super::QwenVl;
+use super::config::QwenVlConfig;
+use crate::ModelError;
 
 /// Qwen2-VL's chat template.
-pub const QWEN2_VL_CHAT_TEMPLATE: &str = include_str!("qwen2_vl_chat_template.jinja");
+pub const QWEN2_VL_CHAT_TEMPLATE: &str = include_str!("chat_template.jinja");
+
+/// The words the chat template writes around turns, special tokens left out: put it in a tokenizer's corpus
+/// so that the template's text tokenizes well.
+pub const TEMPLATE_WORDS: &str = "system\nYou are a helpful assistant.\nuser\nassistant\n";
 
 /// Qwen's special tokens, in id order after training (ids 0..).
 pub const SPECIAL_TOKENS: [&str; 7] = [
@@ -203,5 +209,5 @@ pub fn create_tiny_checkpoint<B: Backend>(
     )?;
     let cfg = QwenVlConfig::load(dir)?;
     let model = QwenVl::<B>::new(&cfg, device);
-    crate::save_qwen_vl(&model, &cfg, dir, out, overwrite)
+    super::save::save_qwen_vl(&model, dir, out, overwrite)
 }

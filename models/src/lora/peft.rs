@@ -10,8 +10,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
+use crate::hf::save::write_dir_atomically;
 use crate::lora::{Lora, LoraConfig, LoraTargets};
-use crate::save::write_dir_atomically;
 use crate::{ModelError, QwenVl};
 
 /// PEFT's prefix of a layer, from our Hugging Face layer name (transformers >= 4.52 module layout).

@@ -7,10 +7,10 @@ use burn::tensor::activation::{gelu, sigmoid, silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::config::{Arch, VisionConfig};
 use super::linear;
 use super::norm::Norm;
 use super::rope::{rotate, vision_tables};
-use crate::config::{Arch, VisionConfig};
 
 /// Flattened (channel, frame, row, column) patches -> embed_dim; the HF Conv3d weight, reshaped on load.
 #[derive(Module, Debug)]
@@ -42,11 +42,11 @@ pub struct VisionMlp<B: Backend> {
     pub up_proj: Option<Linear<B>>,
     /// Qwen2.5-VL down.
     pub down_proj: Option<Linear<B>>,
-    /// Activation, index into [`crate::config::ACTIVATIONS`].
+    /// Activation, index into [`super::config::ACTIVATIONS`].
     act: usize,
 }
 
-/// Apply activation number `act` of [`crate::config::ACTIVATIONS`].
+/// Apply activation number `act` of [`super::config::ACTIVATIONS`].
 fn activate<B: Backend>(x: Tensor<B, 2>, act: usize) -> Tensor<B, 2> {
     match act {
         0 => x.clone() * sigmoid(x * 1.702),

@@ -1,5 +1,6 @@
 //! Tokenizer (`tokenizer.json` through the `tokenizers` crate) and the checkpoint's chat template rendered
-//! with minijinja; image placeholders expanded to the right number of `<|image_pad|>` tokens.
+//! with minijinja; image placeholders expanded to the right number of `<|image_pad|>` tokens. The template is
+//! the only place that knows how turns are marked up (Qwen's `<|im_start|>` ... `<|im_end|>`).
 
 use std::path::Path;
 
@@ -7,34 +8,9 @@ use minijinja::{Environment, context};
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
 
+use repic_data::{Message, Part};
+
 use crate::ModelError;
-
-/// One piece of a chat message.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ChatPart {
-    /// An image (its processed size decides the number of pad tokens).
-    Image,
-    /// Text.
-    Text(String),
-}
-
-/// A chat message.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// Interleaved images and text.
-    pub content: Vec<ChatPart>,
-}
-
-impl ChatMessage {
-    /// A user turn with `images` images first, then `text` (the RePIC training and `repic generate` layout).
-    pub fn user_with_images(images: usize, text: impl Into<String>) -> Self {
-        let mut content = vec![ChatPart::Image; images];
-        content.push(ChatPart::Text(text.into()));
-        ChatMessage { role: "user".into(), content }
-    }
-}
 
 /// A checkpoint's tokenizer and chat template.
 pub struct ChatTokenizer {
@@ -65,7 +41,7 @@ impl ChatTokenizer {
     }
 
     /// Render the chat template (with the generation prompt when `add_generation_prompt`).
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, ModelError> {
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ModelError> {
         let msgs: Vec<Value> = messages
             .iter()
             .map(|m| {
@@ -73,17 +49,30 @@ impl ChatTokenizer {
                     .content
                     .iter()
                     .map(|p| match p {
-                        ChatPart::Image => json!({"type": "image"}),
-                        ChatPart::Text(t) => json!({"type": "text", "text": t}),
+                        Part::Image(_) => json!({"type": "image"}),
+                        Part::Text(t) => json!({"type": "text", "text": t}),
                     })
                     .collect();
-                json!({"role": m.role, "content": content})
+                json!({"role": m.role.as_str(), "content": content})
             })
             .collect();
         let mut env = Environment::new();
         env.add_template("chat", &self.template).map_err(tok_err)?;
         let tmpl = env.get_template("chat").map_err(tok_err)?;
         tmpl.render(context! { messages => msgs, add_generation_prompt => add_generation_prompt }).map_err(tok_err)
+    }
+
+    /// What the template writes after an assistant turn's text, trailing whitespace trimmed (Qwen:
+    /// `<|im_end|>`): a supervised answer ends with it, so the model learns to stop.
+    pub fn end_of_turn(&self) -> Result<String, ModelError> {
+        const MARK: &str = "\u{E000}repic-answer\u{E000}";
+        let ask = [Message::user_with_images(Vec::<String>::new(), "?")];
+        let asked = self.render(&ask, true)?;
+        let answered = self.render(&[ask[0].clone(), Message::assistant(MARK)], false)?;
+        let turn = answered.strip_prefix(asked.as_str()).and_then(|rest| rest.split_once(MARK)).ok_or_else(|| {
+            ModelError::Tokenizer("the chat template renders an answer other than after the generation prompt".into())
+        })?;
+        Ok(turn.1.trim_end().to_string())
     }
 
     /// Token ids of `text` (special tokens in the text are recognised; none are added).

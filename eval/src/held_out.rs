@@ -1,0 +1,127 @@
+//! The held-out evaluation of a synthetic data folder (`repic synth`, the demo): multi-concept captioning over
+//! the 1-, 2- and 4-concept query lists (official and name-aware precision / recall / F1, mean caption length)
+//! and OCT / VLT accuracy on the held-out records, with the per-item verdicts paired comparisons need.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use repic_data::{ConceptDb, Method, Record, load_query_list, load_records};
+use repic_models::Checkpoint;
+use serde::Serialize;
+
+use crate::EvalError;
+use crate::answers::{RecordAccuracy, record_correct};
+use crate::caption_scorer::{official_recalled, score_name_aware, score_official};
+use crate::captioning::{CaptionOptions, caption_queries};
+use crate::runner::{AnswerOptions, answer_records};
+
+/// Captioning question of the held-out evaluation (one of RePIC's detailed prompts).
+pub const QUESTION: &str = "Give a personalized caption of this image.";
+
+/// The query lists of a synthetic data folder.
+pub const QUERY_SPLITS: [&str; 3] = ["1_concept", "2_concepts", "4_concepts"];
+
+/// The figures of one model, in percent (lengths in tokens).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HeldOutMetrics {
+    /// Official scorer.
+    pub precision: f64,
+    /// Official scorer (name recall).
+    pub recall: f64,
+    /// Official scorer.
+    pub f1: f64,
+    /// Name-aware scorer.
+    pub name_aware_precision: f64,
+    /// Name-aware scorer.
+    pub name_aware_recall: f64,
+    /// Name-aware scorer.
+    pub name_aware_f1: f64,
+    /// OCT accuracy on held-out records.
+    pub oct_accuracy: f64,
+    /// VLT accuracy (IoU >= 0.5) on held-out records.
+    pub vlt_accuracy: f64,
+    /// Mean caption length in tokens.
+    pub mean_length: f64,
+}
+
+/// The metric rows of a report: (key in [`HeldOutMetrics`] and `summary.json`, label in a table).
+pub const ROWS: [(&str, &str); 9] = [
+    ("precision", "caption precision (official)"),
+    ("recall", "caption recall (official)"),
+    ("f1", "caption F1 (official)"),
+    ("name_aware_precision", "caption precision (name-aware)"),
+    ("name_aware_recall", "caption recall (name-aware)"),
+    ("name_aware_f1", "caption F1 (name-aware)"),
+    ("oct_accuracy", "OCT accuracy"),
+    ("vlt_accuracy", "VLT accuracy (IoU >= 0.5)"),
+    ("mean_length", "mean caption length (tokens)"),
+];
+
+impl HeldOutMetrics {
+    /// The value of a row key of [`ROWS`] (NaN for an unknown key).
+    pub fn get(&self, key: &str) -> f64 {
+        serde_json::to_value(self).ok().and_then(|v| v.get(key).and_then(|x| x.as_f64())).unwrap_or(f64::NAN)
+    }
+}
+
+/// One model's held-out evaluation: the figures and, for paired comparisons, whether each held-out OCT record
+/// was answered right and each caption name recalled.
+#[derive(Clone, Debug)]
+pub struct HeldOut {
+    /// The figures.
+    pub metrics: HeldOutMetrics,
+    /// Per held-out OCT / VLT record (in `eval/records.jsonl` order), whether an OCT answer is right (`None`
+    /// for VLT records).
+    pub oct_correct: Vec<Option<bool>>,
+    /// Per ground-truth name of each caption query, whether the official scorer finds it in the caption.
+    pub names_recalled: Vec<Option<bool>>,
+}
+
+/// Evaluate `ckpt` on the held-out part of the synthetic data folder `data`; its captions are written to
+/// `captions` (RePIC's result format, for `repic score`).
+pub fn evaluate_held_out<B: Backend>(
+    ckpt: &Checkpoint<B>,
+    data: &Path,
+    captions: &Path,
+    device: &B::Device,
+) -> Result<HeldOut, EvalError> {
+    let db = ConceptDb::load(&data.join("database_rap.json"))?;
+    let mut queries = Vec::new();
+    for split in QUERY_SPLITS {
+        let list = load_query_list(&data.join(format!("eval/queries_{split}.json")))?;
+        queries.extend(list.queries().map(|(image, names)| (image.to_string(), names.to_vec())));
+    }
+    let opts = CaptionOptions { question: QUESTION.into(), max_new_tokens: 96, batch: 8 };
+    let caps = caption_queries(ckpt, &db, &queries, data, &opts, device)?;
+    let text = serde_json::to_string_pretty(&caps.results).map_err(|e| EvalError::Input(e.to_string()))?;
+    repic_data::write_atomic(captions, text.as_bytes())
+        .map_err(|e| EvalError::Write { path: captions.into(), msg: e.to_string() })?;
+    let official = score_official(&caps.results, true);
+    let names_recalled = official_recalled(&caps.results, true).into_iter().map(Some).collect();
+    let aware = score_name_aware(&caps.results, Some(&db), true);
+    // Held-out OCT and VLT records with their training prompts, answered as long as GRPO's completions (OCT
+    // answers name what the scene shows before the verdict).
+    let records: Vec<Record> = load_records(&data.join("eval/records.jsonl"))?
+        .into_iter()
+        .filter(|r| matches!(r.method, Method::YesNo | Method::Iou))
+        .collect();
+    let answers =
+        answer_records(ckpt, &records, data, AnswerOptions { seed: 0, max_new_tokens: 64, batch: 8 }, device)?;
+    let correct = record_correct(&records, &answers.texts(), &answers.sizes);
+    let acc = RecordAccuracy::from_correct(&records, &correct);
+    let oct_correct = records.iter().zip(correct).map(|(r, ok)| ok.filter(|_| r.method == Method::YesNo)).collect();
+    let (precision, recall, f1) = official.rounded();
+    let (name_aware_precision, name_aware_recall, name_aware_f1) = aware.rounded();
+    let metrics = HeldOutMetrics {
+        precision,
+        recall,
+        f1,
+        name_aware_precision,
+        name_aware_recall,
+        name_aware_f1,
+        oct_accuracy: acc.oct.percent(),
+        vlt_accuracy: acc.vlt.percent(),
+        mean_length: caps.mean_length(),
+    };
+    Ok(HeldOut { metrics, oct_correct, names_recalled })
+}
