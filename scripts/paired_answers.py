@@ -10,7 +10,8 @@ same records, seed and options:
     repic eval --model DEMO/grpo/checkpoint-M/model ... --out after.jsonl
     python3 scripts/paired_answers.py before.jsonl after.jsonl
 
-A record counts as solved when every reward that applies to it (not null) is 1 (as `repic eval`'s "solved").
+A record counts as solved when `repic eval` judged its answer correct (the row's "correct", repic-eval's one rule of
+a correct answer); records it could not judge (null) are left out.
 """
 
 import argparse
@@ -29,9 +30,9 @@ def load(path: str) -> dict:
                 continue
             try:
                 row = json.loads(line)
-                scores = [v for v in row["rewards"].values() if v is not None]
-                rows[row["index"]] = (row["method"], bool(scores) and all(v == 1.0 for v in scores))
-            except (json.JSONDecodeError, KeyError, AttributeError) as e:
+                if row["correct"] is not None:
+                    rows[row["index"]] = (row["method"], bool(row["correct"]))
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
                 sys.exit(f"{path}:{n}: not a `repic eval --out` answer ({e})")
     return rows
 

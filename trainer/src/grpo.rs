@@ -41,7 +41,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         let t_generate = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let rewards: Vec<f32> = groups.iter().flat_map(|gr| gr.rewards.iter().copied()).collect();
+        // Advantages are normalised over the whole batch's layout (TRL's), then read per group.
         let adv = advantages(&rewards, g.num_generations, g.scale_rewards);
+        let adv: Vec<&[f32]> = adv.chunks(g.num_generations).collect();
         // Completion masks on the host: tokens up to and including EOS; truncated ones dropped when asked.
         let masks: Vec<(Vec<f32>, usize)> =
             groups.iter().map(|gr| completion_mask(gr, g.mask_truncated_completions)).collect();
@@ -103,7 +105,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                     let (mask, width) = &masks[gi];
                     let dims = [g.num_generations, *width];
                     let mask = Tensor::<B, 2>::from_data(TensorData::new(mask.clone(), dims), &self.device);
-                    let a = &adv[gi * g.num_generations..(gi + 1) * g.num_generations];
+                    let a = adv[gi];
                     let a_t = Tensor::<B, 1>::from_data(TensorData::new(a.to_vec(), [a.len()]), &self.device);
                     let terms = token_terms(
                         scored.logprobs,
@@ -131,7 +133,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             metrics.insert("learning_rate".into(), lr);
         }
         let t_update = t2.elapsed().as_secs_f64();
-        reward_metrics(&mut metrics, &groups, &rewards, &self.rewards.names(), g.num_generations);
+        reward_metrics(&mut metrics, &groups, &rewards, &self.rewards.names());
         let new_tokens: usize = groups.iter().flat_map(|gr| gr.samples.iter().map(|s| s.tokens.len())).sum();
         metrics.insert("timing/generate".into(), t_generate);
         metrics.insert("timing/logprobs".into(), t_logprobs_ref);

@@ -91,7 +91,7 @@ impl TokenStats {
 }
 
 /// Reward and completion-length metrics of a step.
-pub(crate) fn reward_metrics(m: &mut Metrics, groups: &[Group], rewards: &[f32], names: &[&str], group: usize) {
+pub(crate) fn reward_metrics(m: &mut Metrics, groups: &[Group], rewards: &[f32], names: &[&str]) {
     let mean =
         |x: &[f32]| if x.is_empty() { 0.0 } else { x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64 };
     m.insert("reward".into(), mean(rewards));
@@ -103,7 +103,7 @@ pub(crate) fn reward_metrics(m: &mut Metrics, groups: &[Group], rewards: &[f32],
             m.insert(format!("rewards/{name}/std"), f64::from(std_unbiased(&vals)));
         }
     }
-    let zero_std = rewards.chunks(group).filter(|g| std_unbiased(g) == 0.0).count();
+    let zero_std = groups.iter().filter(|gr| std_unbiased(&gr.rewards) == 0.0).count();
     m.insert("frac_reward_zero_std".into(), zero_std as f64 / groups.len().max(1) as f64);
     let lens: Vec<f32> = groups.iter().flat_map(|gr| gr.samples.iter().map(|s| s.tokens.len() as f32)).collect();
     m.insert("completions/mean_length".into(), mean(&lens));
