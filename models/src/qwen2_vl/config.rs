@@ -170,7 +170,36 @@ impl QwenVlConfig {
         }
         let mut text: TextConfig =
             serde_json::from_value(text_v.clone()).map_err(|e| err(path, format!("text config: {e}")))?;
-        let rope = text_v.get("rope_scaling").or_else(|| text_v.get("rope_parameters"));
+        for (name, value) in [
+            ("hidden_size", text.hidden_size),
+            ("num_attention_heads", text.num_attention_heads),
+            ("num_key_value_heads", text.num_key_value_heads),
+            ("num_hidden_layers", text.num_hidden_layers),
+            ("vocab_size", text.vocab_size),
+            ("intermediate_size", text.intermediate_size),
+        ] {
+            if value == 0 {
+                return Err(err(path, format!("`{name}` must be at least 1")));
+            }
+        }
+        if text_v.get("use_sliding_window").and_then(Value::as_bool) == Some(true) {
+            return Err(err(path, "`use_sliding_window: true` is not supported (sliding-window attention)"));
+        }
+        // Rotary settings: transformers 5 writes `rope_parameters` (with `rope_theta` inside), older versions
+        // `rope_scaling` and a separate `rope_theta`. When both are present, `rope_parameters` wins, and its
+        // `rope_theta` wins over the separate one.
+        let rope = text_v.get("rope_parameters").or_else(|| text_v.get("rope_scaling"));
+        if let Some(theta) = rope.and_then(|r| r.get("rope_theta")) {
+            text.rope_theta =
+                theta.as_f64().ok_or_else(|| err(path, "`rope_parameters.rope_theta` is not a number"))?;
+        }
+        if !(text.rope_theta.is_finite() && text.rope_theta > 1.0) {
+            return Err(err(path, format!("`rope_theta` = {} must be a finite number > 1", text.rope_theta)));
+        }
+        let kind = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str);
+        if let Some(kind) = kind.filter(|k| !matches!(*k, "default" | "mrope")) {
+            return Err(err(path, format!("rope type `{kind}` is not supported (default and mrope are)")));
+        }
         text.mrope_section = rope
             .and_then(|r| r.get("mrope_section"))
             .and_then(Value::as_array)
@@ -320,5 +349,36 @@ mod tests {
         assert!(e.contains("vision_config.depth"), "{e}");
         let e = parse(&QWEN2_VL_2B.replace(r#""num_hidden_layers": 28,"#, "")).unwrap_err().to_string();
         assert!(e.contains("num_hidden_layers"), "{e}");
+        // Zero heads was a division by zero; a sliding window or another rope type would be silently wrong.
+        let e = parse(&QWEN2_VL_2B.replace(r#""num_attention_heads": 12"#, r#""num_attention_heads": 0"#));
+        assert!(e.unwrap_err().to_string().contains("`num_attention_heads` must be at least 1"));
+        let e = parse(&QWEN2_VL_2B.replace(r#""use_sliding_window": false"#, r#""use_sliding_window": true"#));
+        assert!(e.unwrap_err().to_string().contains("use_sliding_window"));
+        let e = parse(&QWEN2_VL_2B.replace(r#""type": "mrope""#, r#""type": "yarn""#)).unwrap_err().to_string();
+        assert!(e.contains("rope type `yarn`"), "{e}");
+        let e = parse(&QWEN2_VL_2B.replace(r#""rope_theta": 1000000.0"#, r#""rope_theta": -1"#)).unwrap_err();
+        assert!(e.to_string().contains("rope_theta"), "{e}");
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters_and_their_precedence() {
+        // transformers 5: no top-level rope_theta or rope_scaling; both inside text_config.rope_parameters.
+        let v5 = QWEN2_VL_2B.replace(r#""rope_theta": 1000000.0, "#, "").replace(
+            r#""rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}"#,
+            r#""text_config": {"rope_parameters": {"rope_theta": 10000.0, "mrope_section": [16, 24, 24],
+                "rope_type": "default"}}"#,
+        );
+        let c = parse(&v5).unwrap();
+        assert_eq!((c.text.rope_theta, c.text.mrope_section.as_slice()), (10_000.0, &[16, 24, 24][..]));
+        // A layout mix: rope_parameters' theta wins over a disagreeing top-level rope_theta, and its section over
+        // rope_scaling's.
+        let mixed = QWEN2_VL_2B.replace(
+            r#""vocab_size": 151936"#,
+            r#""vocab_size": 151936, "rope_parameters": {"rope_theta": 5000.0, "mrope_section": [8, 28, 28]}"#,
+        );
+        let c = parse(&mixed).unwrap();
+        assert_eq!((c.text.rope_theta, c.text.mrope_section.as_slice()), (5000.0, &[8, 28, 28][..]));
+        // The legacy flat form keeps its separate rope_theta.
+        assert_eq!(parse(QWEN2_VL_2B).unwrap().text.rope_theta, 1_000_000.0);
     }
 }
