@@ -307,20 +307,38 @@ impl TrainConfig {
 
     /// Check ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let g = &self.grpo;
-        let checks: [(bool, &str); 12] = [
-            (g.num_generations >= 1, "grpo.num_generations must be at least 1"),
-            (g.temperature > 0.0, "grpo.temperature must be > 0 (log-probs divide by it)"),
+        let (g, o) = (&self.grpo, &self.optim);
+        let finite = |x: f64| x.is_finite();
+        let grpo = self.mode == Mode::Grpo;
+        let checks: [(bool, &str); 21] = [
+            // TRL refuses groups of one: the group-normalised advantage of a single sample is always 0.
+            (!grpo || g.num_generations >= 2, "grpo.num_generations must be at least 2 (advantages compare samples)"),
+            (finite(g.temperature) && g.temperature > 0.0, "grpo.temperature must be a finite number > 0"),
             (g.top_p > 0.0 && g.top_p <= 1.0, "grpo.top_p must be in (0, 1]"),
+            (finite(g.repetition_penalty) && g.repetition_penalty > 0.0, "grpo.repetition_penalty must be > 0"),
             (g.max_completion_length >= 1, "grpo.max_completion_length must be at least 1"),
-            (g.beta >= 0.0, "grpo.beta must be >= 0"),
-            (g.epsilon >= 0.0 && g.epsilon_high.is_none_or(|e| e >= 0.0), "grpo.epsilon(_high) must be >= 0"),
+            (finite(g.beta) && g.beta >= 0.0, "grpo.beta must be a finite number >= 0"),
+            (
+                finite(g.epsilon) && g.epsilon >= 0.0 && g.epsilon_high.is_none_or(|e| finite(e) && e >= 0.0),
+                "grpo.epsilon(_high) must be finite and >= 0",
+            ),
             (g.num_iterations >= 1, "grpo.num_iterations must be at least 1"),
             (g.logprob_chunk >= 1, "grpo.logprob_chunk must be at least 1"),
-            (self.optim.learning_rate > 0.0, "optim.learning_rate must be > 0"),
-            ((0.0..1.0).contains(&self.optim.warmup_ratio), "optim.warmup_ratio must be in [0, 1)"),
+            (finite(o.learning_rate) && o.learning_rate > 0.0, "optim.learning_rate must be a finite number > 0"),
+            ((0.0..1.0).contains(&o.adam_beta1), "optim.adam_beta1 must be in [0, 1)"),
+            ((0.0..1.0).contains(&o.adam_beta2), "optim.adam_beta2 must be in [0, 1)"),
+            (finite(o.adam_epsilon) && o.adam_epsilon > 0.0, "optim.adam_epsilon must be a finite number > 0"),
+            (finite(o.weight_decay) && o.weight_decay >= 0.0, "optim.weight_decay must be a finite number >= 0"),
+            (finite(o.max_grad_norm) && o.max_grad_norm >= 0.0, "optim.max_grad_norm must be finite and >= 0 (0: off)"),
+            ((0.0..1.0).contains(&o.warmup_ratio), "optim.warmup_ratio must be in [0, 1)"),
             (self.train.prompts_per_step >= 1, "train.prompts_per_step must be at least 1"),
             (self.train.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be at least 1"),
+            (!self.output_dir.as_os_str().is_empty(), "output_dir must not be empty"),
+            (self.data.min_pixels.is_none_or(|p| p >= 1), "data.min_pixels must be at least 1"),
+            (
+                self.data.min_pixels.zip(self.data.max_pixels).is_none_or(|(lo, hi)| lo <= hi),
+                "data.min_pixels must be at most data.max_pixels",
+            ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(ok, _)| !ok) {
             return Err((*msg).into());

@@ -126,7 +126,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 let grads = GradientsParams::from_grads(total.backward(), &self.ckpt.model);
                 acc.accumulate(&self.ckpt.model, grads);
             }
-            let (grad_norm, lr) = self.apply(acc.grads());
+            let (grad_norm, lr) = self.apply(loss_sum, acc.grads())?;
             metrics = token_stats.into_metrics();
             metrics.insert("loss".into(), loss_sum);
             metrics.insert("grad_norm".into(), grad_norm);

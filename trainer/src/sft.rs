@@ -78,7 +78,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             nll += f64::from(loss.clone().into_scalar().elem::<f32>());
             acc.accumulate(&self.ckpt.model, GradientsParams::from_grads(loss.backward(), &self.ckpt.model));
         }
-        let (grad_norm, lr) = self.apply(acc.grads());
+        let (grad_norm, lr) = self.apply(nll, acc.grads())?;
         let mut m = Metrics::new();
         m.insert("loss".into(), nll);
         m.insert("grad_norm".into(), grad_norm);

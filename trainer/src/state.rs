@@ -56,8 +56,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         if let Some(p) = cfg.data.max_pixels {
             ckpt.processor.max_pixels = p;
         }
+        ckpt.processor.validate().map_err(|m| TrainError::Run(format!("data.min_pixels / data.max_pixels: {m}")))?;
         let reference = match cfg.finetune {
             Finetune::Lora => {
+                // Fresh adapters draw from the backend's generator: seed it, so that one seed gives one run.
+                B::seed(&device, mix(cfg.seed ^ 0x10AA, 0));
                 let names = ckpt.model.attach_lora(&cfg.lora, &device)?;
                 tracing::info!("LoRA r={} alpha={} on {} layers", cfg.lora.r, cfg.lora.alpha, names.len());
                 None
@@ -168,13 +171,21 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     /// Clip the accumulated gradients to the global norm, take an AdamW step at the scheduled learning rate and
-    /// count it. Returns (gradient norm before clipping, learning rate).
-    pub(crate) fn apply(&mut self, mut grads: GradientsParams) -> (f64, f64) {
+    /// count it. Returns (gradient norm before clipping, learning rate). A non-finite `loss` or gradient norm
+    /// stops training with an error naming the step, before the weights change (so no checkpoint holds them).
+    pub(crate) fn apply(&mut self, loss: f64, mut grads: GradientsParams) -> Result<(f64, f64), TrainError> {
         let grad_norm = clip_global_norm(&self.ckpt.model, &mut grads, self.cfg.optim.max_grad_norm);
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            return Err(TrainError::Run(format!(
+                "step {}: the loss is {loss} and the gradient norm {grad_norm}; stopping before the update (check \
+                 optim.learning_rate, optim.adam_epsilon and the data)",
+                self.step + 1
+            )));
+        }
         let o = &self.cfg.optim;
         let lr = learning_rate(o.lr_scheduler_type, o.learning_rate, self.step, self.total_steps, self.warmup);
         self.ckpt.model = self.optim.step(lr, self.ckpt.model.clone(), grads);
         self.step += 1;
-        (grad_norm, lr)
+        Ok((grad_norm, lr))
     }
 }

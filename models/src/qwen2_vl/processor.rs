@@ -1,10 +1,11 @@
 //! The Qwen2-VL image processor: `smart_resize`, bicubic resize, rescale and normalise, and patch
 //! flattening in merge-window order, as transformers' `Qwen2VLImageProcessor` (slow, PIL-based) does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::ModelError;
 use crate::resize::resize_bicubic;
@@ -55,6 +56,14 @@ fn mean() -> [f32; 3] {
 #[allow(clippy::excessive_precision)]
 fn std_() -> [f32; 3] {
     [0.268_629_54, 0.261_302_58, 0.275_777_11]
+}
+
+/// A pixel count from a JSON value (a whole number >= 1).
+fn pixels(v: &Value, key: &str) -> Result<usize, String> {
+    v.as_u64()
+        .filter(|&x| x >= 1)
+        .map(|x| x as usize)
+        .ok_or_else(|| format!("`{key}` must be a whole number >= 1, got {v}"))
 }
 
 impl Default for ProcessorConfig {
@@ -115,14 +124,93 @@ pub fn smart_resize(
 }
 
 impl ProcessorConfig {
-    /// Read `preprocessor_config.json` from a checkpoint folder (defaults when absent).
+    /// Read the image processor's settings from a checkpoint folder: `preprocessor_config.json`, else the
+    /// `image_processor` section of transformers 5's `processor_config.json`, else defaults. The pixel bounds
+    /// follow transformers: defaults, then `size.{shortest_edge,longest_edge}` (transformers >= 4.5x), then
+    /// `min_pixels` / `max_pixels` (they win when both forms are present); finally a `max_pixels` /
+    /// `min_pixels` at the top of `processor_config.json` (the processor's own override) wins over both.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join("preprocessor_config.json");
-        match std::fs::read_to_string(&path) {
-            Ok(src) => serde_json::from_str(&src).map_err(|e| ModelError::Config { path, msg: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ModelError::io(path, e)),
+        let read = |name: &str| -> Result<Option<(PathBuf, Value)>, ModelError> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(src) => {
+                    let v = serde_json::from_str(&src)
+                        .map_err(|e| ModelError::Config { path: path.clone(), msg: e.to_string() })?;
+                    Ok(Some((path, v)))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(ModelError::io(path, e)),
+            }
+        };
+        let pre = read("preprocessor_config.json")?;
+        let proc = read("processor_config.json")?;
+        let section = match (&pre, &proc) {
+            (Some((path, v)), _) => Some((path.clone(), v.clone())),
+            (None, Some((path, v))) => v.get("image_processor").map(|s| (path.clone(), s.clone())),
+            (None, None) => None,
+        };
+        let (mut cfg, path) = match section {
+            Some((path, v)) => {
+                (Self::from_value(&v).map_err(|msg| ModelError::Config { path: path.clone(), msg })?, path)
+            }
+            None => (Self::default(), dir.join("preprocessor_config.json")),
+        };
+        if let Some((ppath, v)) = &proc {
+            let over = |k: &str| v.get(k).filter(|x| !x.is_null());
+            for (key, slot) in [("min_pixels", &mut cfg.min_pixels), ("max_pixels", &mut cfg.max_pixels)] {
+                if let Some(x) = over(key) {
+                    *slot = pixels(x, key).map_err(|msg| ModelError::Config { path: ppath.clone(), msg })?;
+                }
+            }
         }
+        cfg.validate().map_err(|msg| ModelError::Config { path, msg })?;
+        Ok(cfg)
+    }
+
+    /// Settings from one `preprocessor_config.json` value (`size` applied, then `min_pixels` / `max_pixels`).
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let mut cfg: ProcessorConfig = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let explicit = |k: &str| v.get(k).filter(|x| !x.is_null()).is_some();
+        if let Some(size) = v.get("size").filter(|x| !x.is_null()) {
+            let edge = |k: &str| size.get(k).filter(|x| !x.is_null());
+            match (edge("shortest_edge"), edge("longest_edge")) {
+                (Some(lo), Some(hi)) => {
+                    if !explicit("min_pixels") {
+                        cfg.min_pixels = pixels(lo, "size.shortest_edge")?;
+                    }
+                    if !explicit("max_pixels") {
+                        cfg.max_pixels = pixels(hi, "size.longest_edge")?;
+                    }
+                }
+                // transformers refuses a `size` without both keys (e.g. `height` / `width`).
+                _ => return Err("`size` must have `shortest_edge` and `longest_edge` (pixel counts)".into()),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Check ranges; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("patch_size", self.patch_size),
+            ("merge_size", self.merge_size),
+            ("temporal_patch_size", self.temporal_patch_size),
+        ] {
+            if v == 0 {
+                return Err(format!("`{name}` must be at least 1"));
+            }
+        }
+        if self.min_pixels == 0 || self.min_pixels > self.max_pixels {
+            return Err(format!(
+                "`min_pixels` ({}) must be at least 1 and at most `max_pixels` ({})",
+                self.min_pixels, self.max_pixels
+            ));
+        }
+        if self.image_std.iter().any(|s| !s.is_finite() || *s == 0.0) || self.image_mean.iter().any(|m| !m.is_finite())
+        {
+            return Err("`image_mean` must be finite and `image_std` finite and non-zero".into());
+        }
+        Ok(())
     }
 
     /// Process one RGB image.
@@ -179,5 +267,51 @@ mod tests {
         assert_eq!(smart_resize(90, 130, 28, 3136, 15680).unwrap(), (84, 140));
         assert_eq!(smart_resize(20, 20, 28, 3136, 15680).unwrap(), (56, 56));
         assert!(smart_resize(1, 300, 28, 3136, 15680).is_err());
+        // transformers >= 4.5x's `size` bounds: a 160 x 120 image becomes a 1 x 6 x 8 grid (12 image tokens).
+        assert_eq!(smart_resize(120, 160, 28, 3136, 12544).unwrap(), (84, 112));
+    }
+
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn pixel_bounds_come_from_every_layout_with_transformers_precedence() {
+        let load = |files: &[(&str, &str)]| ProcessorConfig::load(folder(files).path());
+        let size = r#"{"size": {"shortest_edge": 3136, "longest_edge": 12544}, "patch_size": 14}"#;
+        let c = load(&[("preprocessor_config.json", size)]).unwrap();
+        assert_eq!((c.min_pixels, c.max_pixels), (3136, 12544));
+        let img = RgbImage::new(160, 120);
+        assert_eq!(c.process(&img).unwrap().grid, [1, 6, 8]);
+        // min_pixels / max_pixels win over `size` (transformers' backward-compatibility override).
+        let both = r#"{"size": {"shortest_edge": 3136, "longest_edge": 12544}, "max_pixels": 50176}"#;
+        let c = load(&[("preprocessor_config.json", both)]).unwrap();
+        assert_eq!((c.min_pixels, c.max_pixels), (3136, 50176));
+        // transformers 5: the image processor inside processor_config.json; a top-level max_pixels overrides.
+        let v5 = r#"{"image_processor": {"size": {"shortest_edge": 3136, "longest_edge": 12544}}, "max_pixels": 6272}"#;
+        let c = load(&[("processor_config.json", v5)]).unwrap();
+        assert_eq!((c.min_pixels, c.max_pixels), (3136, 6272));
+        let c = load(&[("preprocessor_config.json", size), ("processor_config.json", r#"{"max_pixels": 25088}"#)]);
+        assert_eq!(c.unwrap().max_pixels, 25088);
+        assert_eq!(load(&[]).unwrap().max_pixels, 28 * 28 * 1280, "defaults without any file");
+    }
+
+    #[test]
+    fn bad_processor_configs_name_the_field() {
+        let err = |text: &str| {
+            let dir = folder(&[("preprocessor_config.json", text)]);
+            ProcessorConfig::load(dir.path()).unwrap_err().to_string()
+        };
+        assert!(err(r#"{"patch_size": 0}"#).contains("`patch_size` must be at least 1"));
+        assert!(err(r#"{"merge_size": 0}"#).contains("merge_size"));
+        assert!(err(r#"{"min_pixels": 9000, "max_pixels": 100}"#).contains("at most `max_pixels`"));
+        assert!(err(r#"{"size": {"height": 224, "width": 224}}"#).contains("shortest_edge"));
+        assert!(err(r#"{"size": {"shortest_edge": -5, "longest_edge": 100}}"#).contains("size.shortest_edge"));
+        assert!(err(r#"{"image_std": [0.0, 1.0, 1.0]}"#).contains("image_std"));
+        assert!(err("not json").contains("preprocessor_config.json"));
     }
 }
