@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 pub mod grad_clip;
 pub mod grpo;
+pub mod lock;
 pub mod log;
 pub mod loss;
 pub mod metrics;

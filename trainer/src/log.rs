@@ -54,7 +54,8 @@ fn event(wall_time: f64, step: i64, file_version: Option<&str>, scalars: &[(&str
     e
 }
 
-/// Writes TensorBoard scalars into `events.out.tfevents.<time>.repic` of a log folder.
+/// Writes TensorBoard scalars into `events.out.tfevents.<time>.<host>.<pid>.<n>` of a log folder (TensorBoard's
+/// own naming: a restart within the same second never reuses a file).
 pub struct EventWriter {
     file: BufWriter<File>,
     path: PathBuf,
@@ -65,8 +66,19 @@ impl EventWriter {
     pub fn create(dir: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::Io { path: dir.into(), source: e })?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let path = dir.join(format!("events.out.tfevents.{}.repic", now.as_secs()));
-        let file = File::create(&path).map_err(|e| TrainError::Io { path: path.clone(), source: e })?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let host = if host.is_empty() { "repic".to_string() } else { host };
+        let (path, file) = (0u32..)
+            .map(|n| {
+                let name = format!("events.out.tfevents.{}.{host}.{}.{n}", now.as_secs(), std::process::id());
+                let path = dir.join(name);
+                let file = OpenOptions::new().write(true).create_new(true).open(&path);
+                (path, file)
+            })
+            .find(|(_, f)| !matches!(f, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
+            .ok_or_else(|| TrainError::Run(format!("{}: no free event file name", dir.display())))?;
+        let file = file.map_err(|e| TrainError::Io { path: path.clone(), source: e })?;
         let mut w = EventWriter { file: BufWriter::new(file), path };
         w.record(&event(now.as_secs_f64(), 0, Some("brain.Event:2"), &[]))?;
         Ok(w)
@@ -170,6 +182,21 @@ impl MetricsLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_files_created_in_one_second_never_overwrite_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = EventWriter::create(dir.path()).unwrap();
+        let mut b = EventWriter::create(dir.path()).unwrap();
+        a.scalars(1, &[("loss", 1.0)]).unwrap();
+        b.scalars(1, &[("loss", 2.0)]).unwrap();
+        assert_ne!(a.path, b.path);
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let pid = format!(".{}.", std::process::id());
+        assert!(names.iter().all(|n| n.starts_with("events.out.tfevents.") && n.contains(&pid)), "{names:?}");
+    }
 
     #[test]
     fn masked_crc_and_protobuf_bytes_by_hand() {

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::checkpoint::{list_checkpoints, prune};
 use crate::config::{Finetune, Mode};
+use crate::lock::RunLock;
 use crate::log::{MetricsLog, truncate_after};
 use crate::rollout::mix;
 use crate::{Metrics, TrainConfig, TrainError, Trainer};
@@ -97,6 +98,8 @@ pub fn train<B: AutodiffBackend>(
     on_step: &mut dyn FnMut(&Metrics, usize, usize),
 ) -> Result<RunSummary, TrainError> {
     let out = cfg.output_dir.clone();
+    // Held until this function returns: a second run into the same folder is refused, naming this one.
+    let _lock = RunLock::acquire(&out)?;
     let existing = list_checkpoints(&out);
     if !resume && (out.join("metrics.jsonl").exists() || !existing.is_empty()) {
         return Err(TrainError::Run(format!(
@@ -120,7 +123,12 @@ pub fn train<B: AutodiffBackend>(
                 truncate_after(&out.join("metrics.jsonl"), state.step)?;
                 truncate_after(&out.join("samples.jsonl"), state.step)?;
             }
-            None => tracing::warn!("--resume: no checkpoint in {}; starting from scratch", out.display()),
+            None => {
+                tracing::warn!("--resume: no checkpoint in {}; starting from scratch", out.display());
+                // Logs of steps that no checkpoint holds would otherwise be followed by the same steps again.
+                truncate_after(&out.join("metrics.jsonl"), 0)?;
+                truncate_after(&out.join("samples.jsonl"), 0)?;
+            }
         }
     }
     let mut log = MetricsLog::open(&out)?;

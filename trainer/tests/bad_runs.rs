@@ -89,3 +89,25 @@ fn the_seed_decides_a_lora_run() {
     let (a, b) = (run("a"), run("b"));
     assert!(a == b, "two runs with one seed wrote different adapters");
 }
+
+#[test]
+fn a_second_run_into_a_busy_folder_is_refused_and_resume_without_a_checkpoint_restarts_the_logs() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path());
+    let out = tmp.path().join("run");
+    let held = repic_trainer::lock::RunLock::acquire(&out).unwrap();
+    let cfg = tiny(&data, &out, &["train.max_steps=1".into()]);
+    let e = train::<B>(cfg.clone(), false, Default::default(), &mut |_, _, _| {}).unwrap_err().to_string();
+    assert!(e.contains("in use by process"), "{e}");
+    assert!(!out.join("config.toml").exists(), "the refused run wrote nothing");
+    drop(held);
+    // Logs of an earlier attempt that died before its first checkpoint.
+    let stale: String = (1..=3).map(|s| format!("{{\"step\": {s}, \"loss\": 9.0}}\n")).collect();
+    std::fs::write(out.join("metrics.jsonl"), stale).unwrap();
+    train::<B>(cfg, true, Default::default(), &mut |_, _, _| {}).unwrap();
+    let m = common::metrics(&out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["step"], 1);
+    assert_ne!(m[0]["loss"], 9.0);
+}
