@@ -13,6 +13,10 @@ pub enum DataCommand {
     Check {
         /// Record files (JSON array or JSONL).
         files: Vec<PathBuf>,
+        /// Also check that every image the records name exists under this folder and is a readable image
+        /// (what `repic train` checks before its first step).
+        #[arg(long)]
+        image_root: Option<PathBuf>,
     },
     /// Convert a record file; the output's extension picks the format (`.jsonl` or JSON array). The output is
     /// written atomically and only if every input record is valid.
@@ -27,10 +31,13 @@ pub enum DataCommand {
 /// Run a `repic data` subcommand.
 pub fn run(c: DataCommand) -> anyhow::Result<()> {
     match c {
-        DataCommand::Check { files } => {
+        DataCommand::Check { files, image_root } => {
             anyhow::ensure!(!files.is_empty(), "name at least one record file");
             for f in files {
                 let records = load_records(&f)?;
+                if let Some(root) = &image_root {
+                    repic_data::check_images(&records, root, &f)?;
+                }
                 let mut by_method = BTreeMap::new();
                 for r in &records {
                     *by_method.entry(r.method.as_str()).or_insert(0usize) += 1;

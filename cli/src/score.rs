@@ -41,6 +41,7 @@ pub struct Args {
 /// Run `repic score`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let results = load_caption_results(&a.file).context("reading the result file")?;
+    anyhow::ensure!(!results.is_empty(), "{}: no caption results to score (an empty list)", a.file.display());
     let scorer = match a.scorer {
         ScorerArg::Official => Scorer::Official,
         ScorerArg::NameAware => Scorer::NameAware,

@@ -38,6 +38,12 @@ fn score_json_gives_the_papers_figures() {
     let ours = captions("captioning/double_concept/captioning-skip-retrieval-ours.json");
     let lower: Value = serde_json::from_slice(&repic(&["score", "--json", "--lowercase", &ours]).stdout).unwrap();
     assert_eq!(lower["recall"], 99.4);
+    // An empty result list is an error, not a row of zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "[]").unwrap();
+    let out = repic(&["score", &empty.to_string_lossy()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no caption results"));
 }
 
 #[test]
@@ -87,6 +93,15 @@ fn synth_twice_is_identical_and_records_check() {
     let check = repic(&["data", "check", &a.join("train/records.jsonl").to_string_lossy()]);
     assert!(check.status.success());
     assert!(String::from_utf8_lossy(&check.stdout).contains(": 240 records ("));
+    // With --image-root every image is looked at too: all there under the data folder, none under train/.
+    let records = a.join("train/records.jsonl").to_string_lossy().into_owned();
+    assert!(repic(&["data", "check", &records, "--image-root", &a.to_string_lossy()]).status.success());
+    let wrong = repic(&["data", "check", &records, "--image-root", &a.join("train").to_string_lossy()]);
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("record 1: image "),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
 }
 
 #[test]

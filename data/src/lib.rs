@@ -32,5 +32,5 @@ pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
 pub use prompt::{CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, caption_prompt, task_suffix};
 pub use queries::{CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, save_query_list};
-pub use records::{Record, RecordFormat, load_records, parse_records, save_records};
+pub use records::{Record, RecordFormat, check_images, load_records, parse_records, save_records};
 pub use repic_rewards::{GroundTruth, Method};

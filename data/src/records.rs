@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use repic_rewards::{GroundTruth, Method, first_yes_no};
+use repic_rewards::{GroundTruth, Method};
 use serde_json::{Map, Value};
 
 use crate::DataError;
@@ -93,12 +93,13 @@ fn record_from_value(v: Value, path: &Path, line: usize) -> Result<Record, DataE
         Some(_) => return Err(err("accu_reward_method", "expected a string")),
     };
     let images = match obj.remove("image") {
-        Some(Value::String(s)) => vec![s],
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![s],
+        Some(Value::String(_)) => return Err(err("image", "the path is empty")),
         Some(Value::Array(a)) if !a.is_empty() => a
             .into_iter()
             .map(|x| match x {
-                Value::String(s) => Ok(s),
-                _ => Err(err("image", "every entry must be a string path")),
+                Value::String(s) if !s.trim().is_empty() => Ok(s),
+                _ => Err(err("image", "every entry must be a non-empty path")),
             })
             .collect::<Result<_, _>>()?,
         Some(Value::Array(_)) => return Err(err("image", "the image list is empty")),
@@ -119,9 +120,15 @@ fn record_from_value(v: Value, path: &Path, line: usize) -> Result<Record, DataE
 fn solution_for(method: Method, v: Value) -> Result<GroundTruth, String> {
     let m = method.as_str();
     match (method, v) {
-        (Method::YesNo, Value::String(s)) if first_yes_no(&s, false).is_some() => Ok(GroundTruth::Text(s)),
+        // Exactly yes or no (any case, a final full stop allowed): "I know nothing" would read as "no".
+        (Method::YesNo, Value::String(s))
+            if matches!(s.trim().trim_end_matches('.').to_lowercase().as_str(), "yes" | "no") =>
+        {
+            Ok(GroundTruth::Text(s))
+        }
         (Method::YesNo, _) => Err(format!("`{m}` records need \"yes\" or \"no\"")),
-        (Method::YesNoName | Method::Preference, Value::String(s)) if !s.trim().is_empty() => Ok(GroundTruth::Text(s)),
+        (Method::Preference, Value::String(s)) if matches!(s.trim(), "Image A" | "Image B") => Ok(GroundTruth::Text(s)),
+        (Method::YesNoName, Value::String(s)) if !s.trim().is_empty() => Ok(GroundTruth::Text(s)),
         (Method::YesNoName, _) => Err(format!("`{m}` records need a concept name such as \"<bo>\"")),
         (Method::Preference, _) => Err(format!("`{m}` records need \"Image A\" or \"Image B\"")),
         (Method::YesNoNameMulti, Value::String(s)) if !s.trim().is_empty() => Ok(GroundTruth::Names(vec![s])),
@@ -138,10 +145,41 @@ fn solution_for(method: Method, v: Value) -> Result<GroundTruth, String> {
             .iter()
             .map(|x| x.as_i64().filter(|v| *v >= 0))
             .collect::<Option<Vec<_>>>()
+            .filter(|b| b[0] < b[2] && b[1] < b[3])
             .map(GroundTruth::Box)
-            .ok_or_else(|| format!("`{m}` boxes must be four non-negative integers [x1, y1, x2, y2]")),
+            .ok_or_else(|| {
+                format!("`{m}` boxes must be four non-negative integers [x1, y1, x2, y2] with x1 < x2, y1 < y2")
+            }),
         (Method::Iou, _) => Err(format!("`{m}` records need a box [x1, y1, x2, y2]")),
     }
+}
+
+/// Check that every image the records name exists under `image_root` and is a readable image (its header is
+/// decoded, not the pixels), so that a bad image fails before training rather than when the shuffled order
+/// reaches it. `records_path` names the file in errors; records are counted from 1.
+pub fn check_images(records: &[Record], image_root: &Path, records_path: &Path) -> Result<(), DataError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in records.iter().enumerate() {
+        for image in &r.images {
+            let path = image_root.join(image);
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let bad = |msg: String| DataError::Invalid {
+                path: records_path.into(),
+                msg: format!("record {}: image {}: {msg}", i + 1, path.display()),
+            };
+            if !path.is_file() {
+                return Err(bad("does not exist".into()));
+            }
+            image::ImageReader::open(&path)
+                .and_then(|reader| reader.with_guessed_format())
+                .map_err(|e| bad(e.to_string()))?
+                .into_dimensions()
+                .map_err(|e| bad(format!("not a readable image ({e})")))?;
+        }
+    }
+    Ok(())
 }
 
 impl Record {
@@ -175,6 +213,48 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("train.jsonl")
+    }
+
+    #[test]
+    fn solutions_and_paths_that_would_be_misread_are_refused() {
+        let rec = |image: &str, solution: &str, method: &str| {
+            let src = format!(
+                r#"{{"image": {image}, "problem": "p", "solution": {solution}, "accu_reward_method": "{method}"}}"#
+            );
+            parse_records(&src, p()).map_err(|e| e.to_string())
+        };
+        assert!(rec(r#""q.png""#, r#""Yes.""#, "yes_no").is_ok());
+        assert!(rec(r#""q.png""#, r#""I know nothing""#, "yes_no").unwrap_err().contains("need \"yes\" or \"no\""));
+        assert!(rec(r#""q.png""#, "[50, 50, 10, 10]", "iou").unwrap_err().contains("x1 < x2"));
+        assert!(rec(r#""q.png""#, "[5, 5, 5, 9]", "iou").is_err(), "an empty box");
+        assert!(rec(r#""q.png""#, r#""Image B""#, "preference").is_ok());
+        assert!(rec(r#""q.png""#, r#""Image C""#, "preference").unwrap_err().contains("Image A"));
+        assert!(rec(r#""""#, r#""yes""#, "yes_no").unwrap_err().contains("field `image`: the path is empty"));
+        assert!(rec(r#"["r.png", " "]"#, r#""yes""#, "yes_no").unwrap_err().contains("non-empty path"));
+    }
+
+    #[test]
+    fn every_image_is_checked_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        image::RgbImage::new(4, 4).save(dir.path().join("ok.png")).unwrap();
+        std::fs::write(dir.path().join("fake.png"), "not an image").unwrap();
+        let recs = |images: &[&str]| -> Vec<Record> {
+            images
+                .iter()
+                .map(|i| Record {
+                    images: vec!["ok.png".into(), i.to_string()],
+                    problem: "p".into(),
+                    solution: GroundTruth::Text("yes".into()),
+                    method: Method::YesNo,
+                    extra: Default::default(),
+                })
+                .collect()
+        };
+        check_images(&recs(&["ok.png", "ok.png"]), dir.path(), p()).unwrap();
+        let e = check_images(&recs(&["ok.png", "gone.png"]), dir.path(), p()).unwrap_err().to_string();
+        assert!(e.starts_with("train.jsonl: record 2: image ") && e.ends_with("gone.png: does not exist"), "{e}");
+        let e = check_images(&recs(&["fake.png"]), dir.path(), p()).unwrap_err().to_string();
+        assert!(e.contains("record 1") && e.contains("fake.png: not a readable image"), "{e}");
     }
 
     #[test]

@@ -358,6 +358,11 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The folder the records' image paths start from: `data.image_root`, else the records file's folder.
+    pub fn image_root(&self) -> PathBuf {
+        self.data.image_root.clone().unwrap_or_else(|| self.data.train.parent().map(PathBuf::from).unwrap_or_default())
+    }
+
     /// The upper clip range.
     pub fn epsilon_high(&self) -> f64 {
         self.grpo.epsilon_high.unwrap_or(self.grpo.epsilon)

@@ -75,6 +75,7 @@ pub fn training_records(cfg: &TrainConfig) -> Result<Vec<Record>, TrainError> {
     if kept.len() < n {
         tracing::info!("{} of {n} records dropped: their task is not in the reward set", n - kept.len());
     }
+    repic_data::check_images(&kept, &cfg.image_root(), &cfg.data.train)?;
     Ok(kept)
 }
 

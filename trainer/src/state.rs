@@ -75,11 +75,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let optim = adam(o);
         let rewards = RewardSet::from_config(&cfg.rewards)?;
         let warmup = crate::schedule::warmup_steps(o.warmup_steps, o.warmup_ratio, total_steps);
-        let image_root = cfg
-            .data
-            .image_root
-            .clone()
-            .unwrap_or_else(|| cfg.data.train.parent().map(PathBuf::from).unwrap_or_default());
+        let image_root = cfg.image_root();
         Ok(Trainer {
             builder: PromptBuilder::new(cfg.seed),
             cfg,

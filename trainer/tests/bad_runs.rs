@@ -111,3 +111,18 @@ fn a_second_run_into_a_busy_folder_is_refused_and_resume_without_a_checkpoint_re
     assert_eq!(m[0]["step"], 1);
     assert_ne!(m[0]["loss"], 9.0);
 }
+
+#[test]
+fn a_missing_image_fails_before_the_first_step() {
+    let _turn = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path());
+    let records = repic_data::load_records(&data.join("train/records.jsonl")).unwrap();
+    let last = records.last().unwrap().query_image().to_string();
+    std::fs::remove_file(data.join(&last)).unwrap();
+    let out = tmp.path().join("run");
+    let e = train::<B>(tiny(&data, &out, &[]), false, Default::default(), &mut |_, _, _| {}).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains(&format!("record {}: image", records.len())) && e.contains("does not exist"), "{e}");
+    assert!(!out.join("metrics.jsonl").exists(), "no step ran");
+}
