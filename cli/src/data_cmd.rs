@@ -47,6 +47,8 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
             }
         }
         DataCommand::Convert { input, output } => {
+            let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            anyhow::ensure!(parent.is_dir(), "{}: the folder {} does not exist", output.display(), parent.display());
             let records = load_records(&input)?;
             save_records(&output, &records, RecordFormat::from_path(&output))?;
             println!("{}: {} records", output.display(), records.len());

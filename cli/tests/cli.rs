@@ -118,6 +118,10 @@ fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
     assert!(err.contains("bad.jsonl:3: field `solution`"), "{err}");
     assert!(!output.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left behind");
+    // A missing output folder is named, not created.
+    let typo = dir.path().join("no/such/out.json");
+    let out = repic(&["data", "convert", &input.to_string_lossy(), &typo.to_string_lossy()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist") && !dir.path().join("no").exists());
     // A broken line of JSON is reported the same way.
     std::fs::write(&input, format!("{good}\n{{\"image\": \n")).unwrap();
     let err = String::from_utf8_lossy(&repic(&["data", "check", &input.to_string_lossy()]).stderr).into_owned();

@@ -14,7 +14,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".repic-tmp-").tempfile_in(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".repic-tmp-");
+    // A temporary file is private (0600) by default; the written file gets the mode any new file gets here
+    // (0666 less the umask), as users expect of an output.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| DataError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| DataError::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| DataError::io(path, e))?;
     tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
@@ -49,5 +55,14 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["db.json"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Whatever the umask, group and others may read unless it forbids it; never the temp file's 0600.
+            let probe = dir.path().join("probe");
+            std::fs::write(&probe, b"").unwrap();
+            let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, want);
+        }
     }
 }

@@ -21,6 +21,7 @@ pub mod chat;
 mod database;
 mod error;
 mod json;
+pub mod lock;
 mod prompt;
 mod queries;
 mod records;

@@ -236,9 +236,11 @@ fn refuses_existing_output_and_bad_options() {
     let e = generate(&bad, &dir.path().join("x"), false, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("oct_single_object needs distinct_colours"), "{e}");
     assert!(!dir.path().join("x").exists());
+    // A killed generation left its staging folder: the next one clears it.
+    std::fs::create_dir_all(dir.path().join(".set.partial-Ab12/train")).unwrap();
     generate(&small(1), &out, true, &mut |_| {}).unwrap();
     assert!(!out.join("keep.txt").exists() && out.join("manifest.json").is_file());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no staging, lock or leftover beside the output");
 }
 
 #[test]

@@ -128,7 +128,12 @@ pub fn prune(output: &Path, keep: usize) -> Result<(), TrainError> {
         return Ok(());
     }
     for (_, dir) in &all[..all.len() - keep] {
-        std::fs::remove_dir_all(dir).map_err(|e| TrainError::Io { path: dir.clone(), source: e })?;
+        // Renamed out of sight first: a kill while deleting must never leave a checkpoint folder that looks
+        // complete (`trainer_state.json` present) but misses its weights. Leftovers go at the next start.
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let doomed = output.join(format!(".repic-pruned-{name}"));
+        std::fs::rename(dir, &doomed).map_err(|e| TrainError::Io { path: dir.clone(), source: e })?;
+        std::fs::remove_dir_all(&doomed).map_err(|e| TrainError::Io { path: doomed.clone(), source: e })?;
     }
     Ok(())
 }

@@ -1,58 +1,43 @@
-//! An exclusive lock on a run folder, so that two processes never train into one `output_dir` (their logs would
-//! interleave and their checkpoints mix). The operating system holds the lock on an open file and drops it when
-//! the process ends, however it ends; the file names the holder for the message a second run gets.
+//! The run folder is one process's: an exclusive lock on it (a second run into the same `output_dir` is refused,
+//! naming the holder, before it writes anything), and, once held, the leftovers of runs that were killed while
+//! staging a file or a checkpoint are removed.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use repic_data::lock::FileLock;
 
 use crate::TrainError;
 
 /// The lock file inside a run folder.
 pub const LOCK_FILE: &str = ".repic-run.lock";
 
+/// Hidden names of staging and pruning leftovers in a run folder.
+const LEFTOVERS: [&str; 3] = [".repic-save-", ".repic-tmp-", ".repic-pruned-"];
+
 /// A held lock on a run folder; released when dropped (or when the process ends).
 #[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-    path: PathBuf,
-}
+pub struct RunLock(FileLock);
 
 impl RunLock {
-    /// Take the lock on `dir` (created if missing); refuses, naming the holder, while another process has it.
+    /// Take the lock on `dir` (created if missing), then remove what killed runs left half-written there.
     pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::Io { path: dir.into(), source: e })?;
-        let path = dir.join(LOCK_FILE);
-        let io = |e| TrainError::Io { path: path.clone(), source: e };
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                file.read_to_string(&mut holder).ok();
-                let holder = holder.trim();
-                let holder = if holder.is_empty() { "another process".to_string() } else { holder.to_string() };
-                return Err(TrainError::Run(format!(
-                    "{} is in use by {holder} (lock {}); wait for that run to end or choose another output_dir",
-                    dir.display(),
-                    path.display()
-                )));
+        let lock = FileLock::acquire(&dir.join(LOCK_FILE), dir)?;
+        for entry in std::fs::read_dir(dir).map_err(|e| TrainError::Io { path: dir.into(), source: e })?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if LEFTOVERS.iter().any(|p| name.starts_with(p)) {
+                let path = entry.path();
+                tracing::info!("removing {} (left by an interrupted run)", path.display());
+                let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                removed.map_err(|e| TrainError::Io { path, source: e })?;
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let me = format!("process {} on {}", std::process::id(), host.trim());
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(me.as_bytes()).map_err(io)?;
-        file.flush().map_err(io)?;
-        Ok(RunLock { _file: file, path })
+        Ok(RunLock(lock))
     }
 
     /// The lock file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 }
 
@@ -61,12 +46,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_second_holder_is_refused_by_name_until_the_first_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
+    fn the_holder_is_named_and_leftovers_are_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        std::fs::create_dir_all(run.join(".repic-save-abc/model")).unwrap();
+        std::fs::write(run.join(".repic-tmp-xyz"), "half").unwrap();
+        std::fs::create_dir_all(run.join(".repic-pruned-checkpoint-2")).unwrap();
+        std::fs::create_dir_all(run.join("checkpoint-4")).unwrap();
         let first = RunLock::acquire(&run).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        assert_eq!(names, [LOCK_FILE, "checkpoint-4"]);
         let e = RunLock::acquire(&run).unwrap_err().to_string();
-        assert!(e.contains(&format!("process {}", std::process::id())) && e.contains("in use"), "{e}");
+        assert!(e.contains(&format!("in use by process {}", std::process::id())), "{e}");
         assert!(first.path().ends_with(LOCK_FILE));
         drop(first);
         RunLock::acquire(&run).unwrap();

@@ -6,10 +6,13 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::atomic::to_pretty_json;
+use crate::lock::FileLock;
 use crate::{DataError, Record, RecordFormat, save_records};
 
 /// Files being written for one data set.
 pub(super) struct Staging<'p> {
+    /// Held while writing: a second generation into the same folder is refused.
+    _lock: FileLock,
     out: PathBuf,
     dir: Option<tempfile::TempDir>,
     files: Vec<String>,
@@ -26,11 +29,19 @@ impl<'p> Staging<'p> {
         };
         std::fs::create_dir_all(&parent).map_err(|e| DataError::io(&parent, e))?;
         let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let lock = FileLock::acquire(&parent.join(format!(".{name}.lock")), out)?;
+        // Staging folders of generations that were killed (the lock says none is running now).
+        let stale = format!(".{name}.partial-");
+        for entry in std::fs::read_dir(&parent).map_err(|e| DataError::io(&parent, e))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&stale) {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| DataError::io(entry.path(), e))?;
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!(".{name}.partial-"))
             .tempdir_in(&parent)
             .map_err(|e| DataError::io(&parent, e))?;
-        Ok(Staging { out: out.to_path_buf(), dir: Some(dir), files: Vec::new(), progress, images: 0 })
+        Ok(Staging { _lock: lock, out: out.to_path_buf(), dir: Some(dir), files: Vec::new(), progress, images: 0 })
     }
 
     fn path(&mut self, rel: &str) -> Result<PathBuf, DataError> {

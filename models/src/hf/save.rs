@@ -75,9 +75,34 @@ pub fn write_dir_atomically<E: From<ModelError>>(
         let old = staged.with_extension("old");
         std::fs::rename(out, &old).map_err(|e| io(out, e))?;
         std::fs::rename(&staged, out).map_err(|e| io(out, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+        // What was replaced may have been a file (`--force` over a file) or a folder.
+        let removed = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
+        removed.map_err(|e| io(&old, e))?;
     } else {
         std::fs::rename(&staged, out).map_err(|e| io(out, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_replaces_a_file_or_a_folder_and_leaves_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let fill = |text: &'static str| {
+            move |stage: &Path| -> Result<(), ModelError> {
+                std::fs::write(stage.join("a.txt"), text).map_err(|e| ModelError::io(stage, e))
+            }
+        };
+        std::fs::write(&out, "a file in the way").unwrap();
+        assert!(write_dir_atomically(&out, false, fill("x")).is_err(), "no overwrite without asking");
+        write_dir_atomically(&out, true, fill("first")).unwrap();
+        write_dir_atomically(&out, true, fill("second")).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("a.txt")).unwrap(), "second");
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["out"], "no staging or .old left behind");
+    }
 }
