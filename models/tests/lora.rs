@@ -178,6 +178,10 @@ fn our_adapters_round_trip_with_peft_tensor_names_and_shapes() {
     let mut back = base.clone();
     let read = load_peft(&mut back, &out, &dev).unwrap();
     assert_eq!((read.r, read.alpha, read.dropout), (4, 8.0, 0.05));
+    // On a model of other widths (48, not 64) the adapter is refused with the file's shapes, never a panic.
+    let mut other = QwenVl::<B>::load(&fixture("qwen2_vl_flat"), &dev).unwrap();
+    let e = load_peft(&mut other, &out, &dev).unwrap_err().to_string();
+    assert!(e.contains("lora_A [4, 64]") && e.contains("do not fit a layer of 48 inputs"), "{e}");
     assert_eq!(diff(&logits(&back, &input), &want), 0.0);
     if let Some(keep) = std::env::var_os("REPIC_KEEP_ADAPTER") {
         // For scripts/make_lora_fixtures.py --check: the adapter and the logits it gives here.

@@ -108,8 +108,22 @@ impl<B: Backend> QwenVl<B> {
 
     /// Put adapters (burn layout) on the named layers, replacing any there; names as [`QwenVl::adapters`].
     pub fn set_adapters(&mut self, adapters: Vec<(String, Lora<B>)>) -> Result<(), ModelError> {
+        let (hidden, vocab) = (self.config().text.hidden_size, self.config().text.vocab_size);
         for (name, lora) in adapters {
+            // Shapes are said as PEFT's files hold them: lora_A [r, in], lora_B [out, r].
+            let (a, b) = (lora.a.weight.dims(), lora.b.weight.dims());
+            let fits = |d_in: usize, d_out: usize| -> Result<(), ModelError> {
+                if a[0] != d_in || b[1] != d_out || a[1] != b[0] {
+                    return Err(ModelError::Input(format!(
+                        "adapter of `{name}`: lora_A [{}, {}] and lora_B [{}, {}] do not fit a layer of {d_in} inputs \
+                         and {d_out} outputs (an adapter trained on another model?)",
+                        a[1], a[0], b[1], b[0]
+                    )));
+                }
+                Ok(())
+            };
             if name == "lm_head" {
+                fits(hidden, vocab)?;
                 self.lm_head_lora = Some(lora);
                 continue;
             }
@@ -118,12 +132,7 @@ impl<B: Backend> QwenVl<B> {
                 return Err(ModelError::Input(format!("no adaptable layer named `{name}`")));
             };
             let [d_in, d_out] = layer.base.weight.dims();
-            let (a, b) = (lora.a.weight.dims(), lora.b.weight.dims());
-            if a[0] != d_in || b[1] != d_out || a[1] != b[0] {
-                return Err(ModelError::Input(format!(
-                    "adapter of `{name}`: A {a:?} and B {b:?} do not fit a {d_in} -> {d_out} layer"
-                )));
-            }
+            fits(d_in, d_out)?;
             layer.lora = Some(lora);
         }
         Ok(())

@@ -34,6 +34,15 @@ pub struct ProcessorConfig {
     /// Per-channel std.
     #[serde(default = "std_")]
     pub image_std: [f32; 3],
+    /// Largest image, in pixels, that is decoded at all (repic's guard, not a transformers field): the header's
+    /// size is checked before the pixels are read, so a huge file is refused instead of exhausting memory.
+    #[serde(default = "max_decode")]
+    pub max_decode_pixels: usize,
+}
+
+fn max_decode() -> usize {
+    // 64 megapixels: an 8000 x 8000 photo decodes (192 MB of RGB), a 10000 x 10000 one is refused.
+    64 << 20
 }
 
 fn min_px() -> usize {
@@ -249,9 +258,20 @@ impl ProcessorConfig {
         Ok(ProcessedImage { patches, grid: [1, gh, gw], resized: (w as u32, h as u32) })
     }
 
-    /// Open an image file (any format the `image` crate reads), convert to RGB and process it.
+    /// Open an image file (any format the `image` crate reads), convert to RGB and process it. Images larger
+    /// than `max_decode_pixels` are refused from their header, before decoding.
     pub fn process_file(&self, path: &Path) -> Result<ProcessedImage, ModelError> {
-        let img = image::open(path).map_err(|e| ModelError::Image { path: path.into(), msg: e.to_string() })?;
+        let bad = |msg: String| ModelError::Image { path: path.into(), msg };
+        let open =
+            || image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| bad(e.to_string()));
+        let (w, h) = open()?.into_dimensions().map_err(|e| bad(format!("not a readable image ({e})")))?;
+        if (w as usize) * (h as usize) > self.max_decode_pixels {
+            return Err(bad(format!(
+                "{w} x {h} pixels is more than the {} this processor decodes (max_decode_pixels)",
+                self.max_decode_pixels
+            )));
+        }
+        let img = open()?.decode().map_err(|e| bad(e.to_string()))?;
         self.process(&img.to_rgb8()).map_err(|msg| ModelError::Image { path: path.into(), msg })
     }
 }
@@ -313,5 +333,19 @@ mod tests {
         assert!(err(r#"{"size": {"shortest_edge": -5, "longest_edge": 100}}"#).contains("size.shortest_edge"));
         assert!(err(r#"{"image_std": [0.0, 1.0, 1.0]}"#).contains("image_std"));
         assert!(err("not json").contains("preprocessor_config.json"));
+    }
+
+    #[test]
+    fn huge_images_are_refused_from_their_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.png");
+        RgbImage::new(300, 200).save(&path).unwrap();
+        let small = ProcessorConfig { max_decode_pixels: 300 * 200 - 1, ..ProcessorConfig::default() };
+        let e = small.process_file(&path).unwrap_err().to_string();
+        assert!(e.contains("300 x 200 pixels is more than the 59999"), "{e}");
+        assert_eq!(ProcessorConfig::default().process_file(&path).unwrap().grid[0], 1);
+        std::fs::write(dir.path().join("text.png"), "hello").unwrap();
+        let e = ProcessorConfig::default().process_file(&dir.path().join("text.png")).unwrap_err().to_string();
+        assert!(e.contains("text.png") && e.contains("not a readable image"), "{e}");
     }
 }
