@@ -24,18 +24,20 @@ pub struct Args {
     /// Most tokens to generate (stops earlier at an end-of-sequence token).
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy decoding.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Keep only the k most likely tokens when sampling.
-    #[arg(long)]
-    top_k: Option<usize>,
+    /// Sampling temperature; 0 is greedy decoding. Unset sampling options come from the checkpoint's
+    /// generation_config.json as transformers applies them (greedy unless it sets do_sample; then its
+    /// temperature, top_p, top_k, default 50, and repetition_penalty); without that file, greedy.
+    #[arg(long, allow_negative_numbers = true)]
+    temperature: Option<f64>,
+    /// Keep only the k most likely tokens when sampling (0 = off).
+    #[arg(long, allow_negative_numbers = true)]
+    top_k: Option<i64>,
     /// Nucleus sampling: keep the most likely tokens up to this total probability (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f64,
+    #[arg(long, allow_negative_numbers = true)]
+    top_p: Option<f64>,
     /// transformers' repetition penalty on tokens already in the sequence (1 = off; PreferThinker uses 1.15).
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f64,
+    #[arg(long, allow_negative_numbers = true)]
+    repetition_penalty: Option<f64>,
     /// Completions to sample from one shared prefill (a GRPO group); sample i uses seed + i. With more than one,
     /// `--json` adds a "samples" list of {"tokens", "text", "logprobs", "finish"}.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -55,15 +57,28 @@ pub struct Args {
 
 /// Run `repic generate`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let sampling = SamplingOptions {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        repetition_penalty: a.repetition_penalty,
+    let top_k = match a.top_k {
+        Some(k) if k < 0 => anyhow::bail!("--top-k must be >= 0 (0 = off), got {k}"),
+        Some(k) => Some((k > 0).then_some(k as usize)),
+        None => None,
     };
-    sampling.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    // Check what was typed before loading anything.
+    let typed = SamplingOptions {
+        temperature: a.temperature.unwrap_or(0.0),
+        top_k: top_k.flatten(),
+        top_p: a.top_p.unwrap_or(1.0),
+        repetition_penalty: a.repetition_penalty.unwrap_or(1.0),
+    };
+    typed.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
     let dev = device();
     let (ckpt, prepared) = load_prompt(&a.model, &a.images, a.system, a.prompt)?;
+    let d = &ckpt.sampling;
+    let sampling = SamplingOptions {
+        temperature: a.temperature.unwrap_or(d.temperature),
+        top_k: top_k.unwrap_or(d.top_k),
+        top_p: a.top_p.unwrap_or(d.top_p),
+        repetition_penalty: a.repetition_penalty.unwrap_or(d.repetition_penalty),
+    };
     let opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens,
         sampling,

@@ -184,6 +184,9 @@ fn generate_reports_bad_checkpoints_clearly() {
     let out = repic(&["generate", "--model", &dir.path().to_string_lossy(), "--prompt", "hi"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.json"));
+    // A negative value reaches the range check instead of being read as an unknown flag.
+    let out = repic(&["generate", "--model", "x", "--prompt", "hi", "--temperature", "-1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--temperature must be a finite number >= 0"));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use repic_models::QwenVl;
@@ -68,10 +68,13 @@ pub fn list_checkpoints(output: &Path) -> Vec<(usize, PathBuf)> {
 
 /// Write the optimizer state and `state` into `dir` (a staging folder).
 pub fn save_optimizer<B: AutodiffBackend>(optim: &Adam<B>, state: &TrainerState, dir: &Path) -> Result<(), TrainError> {
-    let file = dir.join("optimizer");
-    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
-        .record(optim.to_record(), file.clone())
+    // Serialised in memory, then written: a failing write (a full disk) is reported as the I/O error it is,
+    // not as a MessagePack error. The bytes are those NamedMpkFileRecorder reads back.
+    let file = dir.join("optimizer.mpk");
+    let bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        .record(optim.to_record(), ())
         .map_err(|e| TrainError::Run(format!("{}: {e}", file.display())))?;
+    std::fs::write(&file, bytes).map_err(|e| TrainError::Io { path: file, source: e })?;
     let path = dir.join("trainer_state.json");
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::Run(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| TrainError::Io { path, source: e })

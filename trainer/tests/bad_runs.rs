@@ -126,3 +126,17 @@ fn a_missing_image_fails_before_the_first_step() {
     assert!(e.contains(&format!("record {}: image", records.len())) && e.contains("does not exist"), "{e}");
     assert!(!out.join("metrics.jsonl").exists(), "no step ran");
 }
+
+#[test]
+fn a_failed_checkpoint_write_reports_the_io_error() {
+    use burn::optim::AdamWConfig;
+    use repic_models::QwenVl;
+    use repic_trainer::checkpoint::{TrainerState, save_optimizer};
+    let optim = AdamWConfig::new().init::<B, QwenVl<B>>();
+    let state = TrainerState { step: 1, rollouts: 1, total_steps: 1, param_order: vec![] };
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("not-there");
+    let e = save_optimizer(&optim, &state, &gone).unwrap_err().to_string();
+    assert!(e.contains("optimizer.mpk") && e.contains("No such file or directory"), "{e}");
+    assert!(!e.contains("MessagePack"), "{e}");
+}

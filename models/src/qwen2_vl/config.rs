@@ -277,6 +277,13 @@ impl QwenVlConfig {
             vision_end: tok("vision_end_token_id", 151_653),
             eos,
         };
+        let vocab = text.vocab_size as u64;
+        let named = [("image_token_id", tokens.image), ("vision_start_token_id", tokens.vision_start)];
+        for (name, id) in named.into_iter().chain(tokens.eos.iter().map(|&id| ("eos_token_id", id))) {
+            if u64::from(id) >= vocab {
+                return Err(err(path, format!("`{name}` = {id} is outside the {vocab}-token vocabulary")));
+            }
+        }
         Ok(QwenVlConfig { arch, text, vision, tokens })
     }
 }
@@ -356,6 +363,10 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("use_sliding_window"));
         let e = parse(&QWEN2_VL_2B.replace(r#""type": "mrope""#, r#""type": "yarn""#)).unwrap_err().to_string();
         assert!(e.contains("rope type `yarn`"), "{e}");
+        let e = parse(&QWEN2_VL_2B.replace(r#""image_token_id": 151655"#, r#""image_token_id": 999999"#));
+        assert!(
+            e.unwrap_err().to_string().contains("`image_token_id` = 999999 is outside the 151936-token vocabulary")
+        );
         let e = parse(&QWEN2_VL_2B.replace(r#""rope_theta": 1000000.0"#, r#""rope_theta": -1"#)).unwrap_err();
         assert!(e.to_string().contains("rope_theta"), "{e}");
     }
