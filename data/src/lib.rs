@@ -20,6 +20,7 @@ mod atomic;
 pub mod chat;
 mod database;
 mod error;
+pub mod fuzz;
 mod json;
 pub mod lock;
 mod prompt;
@@ -32,6 +33,9 @@ pub use chat::{Message, Part, Role, chat_images};
 pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
 pub use prompt::{CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, caption_prompt, task_suffix};
-pub use queries::{CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, save_query_list};
+pub use queries::{
+    CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, parse_caption_results,
+    parse_query_list, save_query_list,
+};
 pub use records::{Record, RecordFormat, check_images, load_records, parse_records, save_records};
 pub use repic_rewards::{GroundTruth, Method};

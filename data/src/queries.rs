@@ -49,7 +49,12 @@ impl QueryList {
 /// Read a query list.
 pub fn load_query_list(path: &Path) -> Result<QueryList, DataError> {
     let src = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    serde_json::from_str(&src).map_err(|e| DataError::json(path, &e))
+    parse_query_list(&src, path)
+}
+
+/// Parse the text of a query list; `path` names it in errors.
+pub fn parse_query_list(src: &str, path: &Path) -> Result<QueryList, DataError> {
+    serde_json::from_str(src).map_err(|e| DataError::json(path, &e))
 }
 
 /// Write a query list atomically.
@@ -90,7 +95,12 @@ impl From<ResultRow> for CaptionResult {
 /// Read a caption result file: a JSON list of `[image, [names], caption, question]`; errors name the line.
 pub fn load_caption_results(path: &Path) -> Result<Vec<CaptionResult>, DataError> {
     let src = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    array_items(&src, path)?
+    parse_caption_results(&src, path)
+}
+
+/// Parse the text of a caption result file; `path` names it in errors.
+pub fn parse_caption_results(src: &str, path: &Path) -> Result<Vec<CaptionResult>, DataError> {
+    array_items(src, path)?
         .into_iter()
         .map(|(line, v)| {
             let (image, concepts, caption, question): (String, Vec<String>, String, String) = serde_json::from_value(v)
