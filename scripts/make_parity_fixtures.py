@@ -6,6 +6,13 @@ Run by a developer, never by CI (it needs torch and transformers from PyPI):
     python -m venv .venv && .venv/bin/pip install torch==2.9.0 torchvision==0.24.0 transformers==4.57.1 pillow==11.3.0 numpy
     .venv/bin/python scripts/make_parity_fixtures.py --out models/tests/fixtures
 
+and the same Qwen variants saved by transformers 5 (its own `save_pretrained`: `rope_parameters` instead of
+`rope_theta` + `rope_scaling`, the processor's `size.{shortest_edge,longest_edge}`):
+
+    python -m venv .venv5 && .venv5/bin/pip install torch==2.9.0 torchvision==0.24.0 transformers==5.25.0 pillow==11.3.0 numpy
+    .venv5/bin/python scripts/make_parity_fixtures.py --out models/tests/fixtures/tf5 \
+        --only qwen2_vl qwen2_vl_flat qwen2_5_vl qwen2_5_vl_b
+
 Each model folder is a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json with the Qwen2-VL chat template, preprocessor_config.json, generation_config.json) plus
 `reference.safetensors` / `reference.json`: for every case (image + text, two images, text only) the templated
@@ -43,6 +50,8 @@ from transformers import (
     Qwen2VLVideoProcessor,
     Qwen2TokenizerFast,
 )
+
+TRANSFORMERS_5 = int(__import__("transformers").__version__.split(".")[0]) >= 5
 
 CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
@@ -112,6 +121,17 @@ VARIANTS = {
 }
 
 
+def rope_index(model, inputs, grid):
+    """M-RoPE positions and deltas as the installed transformers computes them (4.57 and 5.x signatures)."""
+    ids = inputs["input_ids"]
+    if TRANSFORMERS_5:
+        if grid is None:  # text only: transformers 5 leaves positions to the default 1-D ones
+            n = ids.shape[1]
+            return torch.arange(n).view(1, 1, n).expand(3, 1, n), torch.zeros(1, dtype=torch.long)
+        return model.model.get_rope_index(ids, inputs["mm_token_type_ids"], grid, None, inputs["attention_mask"])
+    return model.model.get_rope_index(ids, grid, None, inputs["attention_mask"])
+
+
 def make(name: str, out: Path, seed: int):
     arch, tdims, vdims, layout, dtype = VARIANTS[name]
     d = out / name
@@ -161,7 +181,13 @@ def make(name: str, out: Path, seed: int):
             c.setdefault(k, v)
         c["vision_config"].pop("initializer_range", None)
         (d / "config.json").write_text(json.dumps(c, indent=2))
-    improc = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 20)
+    if TRANSFORMERS_5:
+        # transformers 5's default Qwen2VLImageProcessor resizes with torchvision (uint8 antialiased bicubic,
+        # int16 weights), up to 2/255 off PIL per pixel; its PIL backend is the processor repic reproduces.
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+        improc = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 20})
+    else:
+        improc = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 20)
     processor = Qwen2VLProcessor(image_processor=improc, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
                                  chat_template=CHAT_TEMPLATE)
     processor.save_pretrained(d)
@@ -183,7 +209,7 @@ def make(name: str, out: Path, seed: int):
         inputs = processor(text=[prompt], images=imgs or None, return_tensors="pt")
         with torch.no_grad():
             grid = inputs.get("image_grid_thw")
-            pos, delta = model.model.get_rope_index(inputs["input_ids"], grid, None, inputs["attention_mask"])
+            pos, delta = rope_index(model, inputs, grid)
             out = model(**inputs)
             gen = model.generate(**inputs, max_new_tokens=8, do_sample=False, output_scores=True,
                                  return_dict_in_generate=True, eos_token_id=None, pad_token_id=ids["<|endoftext|>"])
@@ -197,6 +223,8 @@ def make(name: str, out: Path, seed: int):
         if imgs:
             with torch.no_grad():
                 feats = model.model.get_image_features(inputs["pixel_values"], grid)
+                if TRANSFORMERS_5:  # an output object; the merged features per image are its pooler output
+                    feats = feats.pooler_output
             tensors[f"{case}.pixel_values"] = inputs["pixel_values"].float().contiguous()
             tensors[f"{case}.image_grid_thw"] = grid.contiguous()
             tensors[f"{case}.vision_features"] = torch.cat(list(feats), 0).float().contiguous()

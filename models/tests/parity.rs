@@ -124,6 +124,17 @@ fn preprocessing_matches_the_transformers_processor() {
     }
 }
 
+/// The same models saved by transformers 5.25 (`rope_parameters`, `processor_config.json` with `size`).
+const TRANSFORMERS_5: [&str; 3] = ["tf5/qwen2_vl", "tf5/qwen2_vl_flat", "tf5/qwen2_5_vl"];
+
+#[test]
+fn transformers_5_checkpoints_preprocess_and_run_as_transformers_5_does() {
+    for name in TRANSFORMERS_5 {
+        check_preprocessing(name);
+        check(name);
+    }
+}
+
 #[test]
 fn qwen2_vl_nested_config_f32() {
     check("qwen2_vl");
