@@ -7,6 +7,7 @@ mod demo;
 mod eval_cmd;
 mod export;
 mod generate;
+mod machine;
 mod plot;
 mod prompt;
 mod score;

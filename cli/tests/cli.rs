@@ -338,6 +338,7 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
         }
     }
     assert!(summary["seconds"].as_f64().unwrap() > 0.0);
+    assert!(summary["machine"]["cores"].as_u64().unwrap() >= 1 && summary["machine"]["simd"].is_string());
     // The paired comparisons cover the 4 held-out OCT records and the 14 caption names (2 queries each of 1, 2 and
     // 4 concepts), and agree with the two accuracies (recall is rounded to 0.1 in the summary).
     for (key, metric, items) in [("oct_paired", "oct_accuracy", 4.0), ("recall_paired", "recall", 14.0)] {

@@ -291,8 +291,12 @@ fn report(out: &Path, sft: &HeldOut, grpo: &HeldOut, seconds: f64) -> anyhow::Re
     println!();
     println!("{:.0} s in all. TensorBoard: tensorboard --logdir {}", seconds, out.display());
     println!("plots: {} and {}", out.join("sft/training.png").display(), out.join("grpo/training.png").display());
+    // Figures depend on the machine (SIMD width and cache-sized blocking change float sums): say which.
+    let machine = crate::machine::Machine::here();
+    println!("machine: {machine}");
     let summary = serde_json::json!({
-        "sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "recall_paired": names, "seconds": seconds
+        "sft": sft_m, "grpo": grpo_m, "oct_paired": oct, "recall_paired": names, "seconds": seconds,
+        "machine": machine
     });
     let text = serde_json::to_string_pretty(&summary)?;
     repic_data::write_atomic(&out.join("summary.json"), text.as_bytes())?;
