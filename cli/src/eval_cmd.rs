@@ -8,14 +8,14 @@ use anyhow::Context;
 use repic_data::load_records;
 use repic_eval::records::score_answers;
 use repic_eval::runner::{AnswerOptions, answer_records};
-use repic_models::{Checkpoint, DefaultBackend, default_device};
+use repic_models::default_device;
 use repic_rewards::{RewardConfig, RewardSet};
 use repic_trainer::TrainConfig;
 
 /// Arguments of `repic eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder (Hugging Face layout).
+    /// Model folder, PEFT adapter folder, a run's checkpoint-N/ or a run folder (its newest checkpoint).
     #[arg(long)]
     model: PathBuf,
     /// A PEFT LoRA adapter folder to load on top of the checkpoint.
@@ -64,11 +64,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => a.records.parent().map(PathBuf::from).unwrap_or_default(),
     };
     let dev = default_device();
-    let mut ckpt = Checkpoint::<DefaultBackend>::load(&a.model, &dev)?;
-    if let Some(adapter) = &a.adapter {
-        repic_models::load_peft(&mut ckpt.model, adapter, &dev)
-            .with_context(|| format!("loading the adapter {}", adapter.display()))?;
-    }
+    let ckpt = crate::prompt::load_model(&a.model, a.adapter.as_deref())?;
     let opts = AnswerOptions { seed: a.seed, max_new_tokens: a.max_new_tokens, batch: a.batch };
     let answers =
         answer_records(&ckpt, &records, &root, opts, &dev).with_context(|| format!("{}", a.records.display()))?;

@@ -1,21 +1,32 @@
-//! Loading a checkpoint and turning command-line images and text into its model input (shared by
-//! `repic generate` and `repic bench`).
+//! Loading what `--model` / `--adapter` name and turning command-line images and text into model input (shared by
+//! `repic generate`, `repic bench`, `repic eval`, `repic export`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use repic_data::Message;
 use repic_models::{Checkpoint, DefaultBackend as Backend, PreparedPrompt, default_device as device};
+use repic_trainer::ModelSource;
 
-/// Load the checkpoint in `model` and prepare one user turn (`images` first, then `prompt`), after an optional
-/// system message.
+/// Load what `--model` (and `--adapter`) name: a model folder, a PEFT adapter, a run's checkpoint or a run.
+pub fn load_model(model: &Path, adapter: Option<&Path>) -> anyhow::Result<Checkpoint<Backend>> {
+    let source = ModelSource::resolve(model, adapter)?;
+    if let Some(a) = &source.adapter {
+        tracing::info!("base model {} with the adapter {}", source.base.display(), a.display());
+    }
+    source.load::<Backend>(&device()).with_context(|| format!("loading {}", model.display()))
+}
+
+/// Load `model` (a model folder, an adapter, a checkpoint or a run folder; `adapter` on top) and prepare one user
+/// turn (`images` first, then `prompt`), after an optional system message.
 pub fn load_prompt(
     model: &Path,
+    adapter: Option<&Path>,
     images: &[PathBuf],
     system: Option<String>,
     prompt: String,
 ) -> anyhow::Result<(Checkpoint<Backend>, PreparedPrompt)> {
-    let ckpt = Checkpoint::<Backend>::load(model, &device()).with_context(|| format!("loading {}", model.display()))?;
+    let ckpt = load_model(model, adapter)?;
     let mut messages = Vec::new();
     if let Some(s) = system {
         messages.push(Message::system(s));

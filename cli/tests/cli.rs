@@ -310,6 +310,32 @@ fn train_runs_one_step_of_the_repic_config_on_a_tiny_checkpoint() {
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint-1/adapter/adapter_config.json")).unwrap())
             .unwrap();
     assert_eq!((adapter["r"].as_u64(), adapter["lora_alpha"].as_f64()), (Some(64), Some(128.0)));
+    // What was trained is used where a model goes: the run folder as --model (its newest checkpoint's adapter on
+    // the run's model), merged into a plain folder by export, or the adapter alone.
+    let r = run.to_string_lossy().into_owned();
+    let generate = |model: &str| -> Value {
+        let out = repic(&["generate", "--model", model, "--prompt", "Who is <bo>?", "--max-new-tokens", "4", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let with_adapter = generate(&r);
+    let merged = tmp.path().join("merged").to_string_lossy().into_owned();
+    assert!(repic(&["export", "--model", &r, "--out", &merged]).status.success());
+    assert!(std::path::Path::new(&merged).join("config.json").is_file());
+    let from_merged = generate(&merged);
+    assert_eq!(from_merged["tokens"], with_adapter["tokens"]);
+    for (a, b) in from_merged["logprobs"].as_array().unwrap().iter().zip(with_adapter["logprobs"].as_array().unwrap()) {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-3, "merged {a} vs adapter {b}");
+    }
+    let published = tmp.path().join("published");
+    let p = published.to_string_lossy().into_owned();
+    assert!(repic(&["export", "--model", &r, "--adapter-only", "--out", &p]).status.success());
+    assert_eq!(
+        std::fs::read(published.join("adapter_model.safetensors")).unwrap(),
+        std::fs::read(run.join("checkpoint-1/adapter/adapter_model.safetensors")).unwrap()
+    );
+    let twice = repic(&["generate", "--model", &r, "--adapter", &p, "--prompt", "x"]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already holds an adapter"));
     // Unknown keys are named.
     let bad = repic(&["train", "--config", config.as_str(), "--set", "grpo.num_generation=4"]);
     assert!(

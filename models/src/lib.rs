@@ -48,7 +48,7 @@ pub use engine::{
 };
 pub use error::ModelError;
 pub use lora::peft::{load_peft, read_peft_config, save_peft};
-pub use lora::{Lora, LoraConfig, LoraLinear, LoraTargets};
+pub use lora::{AdapterBank, Lora, LoraConfig, LoraLinear, LoraTargets};
 pub use qwen2_vl::config::{self, Arch, QwenVlConfig};
 pub use qwen2_vl::processor::{self, ProcessedImage, ProcessorConfig, smart_resize};
 pub use qwen2_vl::save::save_qwen_vl;

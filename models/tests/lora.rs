@@ -202,3 +202,36 @@ fn our_adapters_round_trip_with_peft_tensor_names_and_shapes() {
     let e = load_peft(&mut base.clone(), &out, &dev).unwrap_err();
     assert!(e.to_string().contains("use_dora"), "{e}");
 }
+
+#[test]
+fn several_adapters_switch_on_one_base_and_switching_back_is_bit_identical() {
+    let dir = fixture("qwen2_5_vl");
+    let dev = Default::default();
+    let base = QwenVl::<B>::load(&dir, &dev).unwrap();
+    let input = Reference::load(&dir).input("image_text");
+    // Adapter "mine": ours, randomised and saved as PEFT; adapter "peft": the one Python PEFT saved.
+    let mut model = base.clone();
+    let lora = small(LoraTargets::Regex(repic_models::lora::REPIC_TARGETS.into()));
+    model.attach_lora(&lora, &dev).unwrap();
+    randomise(&mut model);
+    let tmp = tempfile::tempdir().unwrap();
+    save_peft(&model, &lora, "qwen2_5_vl", &tmp.path().join("mine"), false).unwrap();
+    let mut bank = repic_models::AdapterBank::<B>::new();
+    bank.load("mine", &tmp.path().join("mine"), &base, &dev).unwrap();
+    bank.load("peft", &dir.join("lora"), &base, &dev).unwrap();
+    assert_eq!(bank.names(), ["mine", "peft"]);
+    let with = |name: Option<&str>| logits(&bank.apply(&base, name).unwrap(), &input);
+    let (plain, mine, peft) = (with(None), with(Some("mine")), with(Some("peft")));
+    assert_eq!(plain, logits(&base, &input), "no adapter is the base");
+    assert!(diff(&mine, &plain) > 1e-3 && diff(&peft, &plain) > 1e-3 && diff(&mine, &peft) > 1e-3);
+    assert_eq!(mine, logits(&model, &input), "the bank's adapter is the saved one");
+    // Back and forth: the same bits every time.
+    for _ in 0..2 {
+        assert_eq!(with(Some("peft")), peft);
+        assert_eq!(with(Some("mine")), mine);
+    }
+    assert!(bank.apply(&base, Some("other")).unwrap_err().to_string().contains("loaded: mine, peft"));
+    assert!(bank.unload("peft") && !bank.unload("peft"));
+    let other = QwenVl::<B>::load(&fixture("qwen2_vl_flat"), &dev).unwrap();
+    assert!(bank.load("wrong", &dir.join("lora"), &other, &dev).is_err(), "an adapter of another model");
+}

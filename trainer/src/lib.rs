@@ -20,10 +20,12 @@ pub mod rollout;
 pub mod run;
 pub mod schedule;
 pub mod sft;
+pub mod source;
 pub mod state;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub use metrics::Metrics;
 pub use run::{Plan, RunSummary, train};
+pub use source::ModelSource;
 pub use state::Trainer;

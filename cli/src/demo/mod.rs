@@ -257,16 +257,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if grpo_out.exists() {
         std::fs::remove_dir_all(&grpo_out).with_context(|| format!("removing {}", grpo_out.display()))?;
     }
-    let lora = grpo_cfg.finetune == repic_trainer::config::Finetune::Lora;
     let trained = train(grpo_cfg, "GRPO")?;
     tracing::info!("6/6 evaluating the GRPO model");
-    let grpo_ckpt = if lora {
-        let mut c = Checkpoint::<Backend>::load(&sft_model, &dev)?;
-        repic_models::load_peft(&mut c.model, &trained.join("adapter"), &dev)?;
-        c
-    } else {
-        Checkpoint::<Backend>::load(&trained.join("model"), &dev)?
-    };
+    // The checkpoint folder holds the full model or the adapter (on the run's model, the SFT one).
+    let grpo_ckpt = crate::prompt::load_model(&trained, None)?;
     let grpo = evaluate_held_out(&grpo_ckpt, &data, &a.out.join("captions_grpo.json"), &dev)?;
     let seconds = start.elapsed().as_secs_f64();
     report(&a.out, &sft, &grpo, seconds)?;

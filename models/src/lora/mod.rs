@@ -2,7 +2,10 @@
 //! layers of the language model, with a frozen base. Disabling the adapters gives the reference policy;
 //! merging folds `(alpha / r) B A` into `W`.
 
+mod bank;
 pub mod peft;
+
+pub use bank::AdapterBank;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
