@@ -13,7 +13,9 @@ changes the output), saves it with `save_pretrained` into `<model>/lora/`, and r
 
 With `--check DIR --model NAME` it instead loads an adapter folder written by repic onto the named fixture and
 prints the largest difference between its logits and the ones in `DIR/logits.safetensors` (written by the
-`REPIC_KEEP_ADAPTER` run of repic's LoRA test).
+`REPIC_KEEP_ADAPTER` run of repic's LoRA test). With `--check-merged DIR --model NAME` it loads a folder that
+`repic export --model <fixture>/lora --out DIR` merged, with transformers alone, and compares its logits with
+the adapter's recorded ones.
 """
 
 import argparse
@@ -40,6 +42,8 @@ def case_logits(model, fixture: Path) -> torch.Tensor:
     if "image_text.pixel_values" in ref:
         kwargs["pixel_values"] = ref["image_text.pixel_values"]
         kwargs["image_grid_thw"] = ref["image_text.image_grid_thw"]
+        if int(__import__("transformers").__version__.split(".")[0]) >= 5:  # M-RoPE needs the modality of each token
+            kwargs["mm_token_type_ids"] = (kwargs["input_ids"] == model.config.image_token_id).int()
     with torch.no_grad():
         return model(**kwargs).logits[0].float().contiguous()
 
@@ -62,14 +66,27 @@ def check(fixture: Path, adapter: Path):
     print(f"max |logits(PEFT) - logits(repic)| = {(got - want).abs().max().item():.3e}")
 
 
+def check_merged(fixture: Path, merged: Path):
+    """transformers alone (no PEFT) loads a folder `repic export` merged the fixture's adapter into, and gives the
+    logits PEFT gave with the adapter on."""
+    got = case_logits(load(merged), fixture)
+    want = load_file(str(fixture / "lora" / "reference.safetensors"))["logits"]
+    scale = want.abs().max().item()
+    print(f"max |logits(merged) - logits(PEFT)| = {(got - want).abs().max().item():.3e} (largest logit {scale:.2f})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", type=Path, default=Path("models/tests/fixtures"))
     ap.add_argument("--check", type=Path)
+    ap.add_argument("--check-merged", type=Path)
     ap.add_argument("--model", default="qwen2_vl")
     a = ap.parse_args()
     if a.check:
         check(a.fixtures / a.model, a.check)
+        return
+    if a.check_merged:
+        check_merged(a.fixtures / a.model, a.check_merged)
         return
     for i, name in enumerate(["qwen2_vl", "qwen2_5_vl"]):
         make(a.fixtures / name, 1000 + i)
