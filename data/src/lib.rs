@@ -20,7 +20,6 @@ mod atomic;
 pub mod chat;
 mod database;
 mod error;
-pub mod fuzz;
 mod json;
 pub mod lock;
 mod prompt;

@@ -6,28 +6,17 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use repic_data::fuzz::{Edit, apply_edits};
 use repic_data::{ConceptDb, Record, RecordFormat, parse_caption_results, parse_query_list, parse_records};
+use repic_testkit::{Edit, apply_edits, fixed};
 
 const CASES: u32 = 256;
 
-/// `cases` cases from a fixed seed, so that CI sees the same inputs every run (set PROPTEST_RNG_SEED to explore).
-fn fixed(cases: u32) -> ProptestConfig {
-    let mut c = ProptestConfig::with_cases(cases);
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_F422);
-    }
-    c
-}
+/// Bytes of the format's syntax that edits favour.
+const ALPHABET: &[u8] = b"[]{}\",:0123456789-.e aI<>/\n\\";
 
+/// Edits drawn from anything or from the format's syntax.
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let byte = prop_oneof![any::<u8>(), proptest::sample::select(b"[]{}\",:0123456789-.e aI<>/\n\\".to_vec())];
-    let edit = prop_oneof![
-        (any::<usize>(), 1usize..12).prop_map(|(at, len)| Edit::Delete { at, len }),
-        (any::<usize>(), byte.clone()).prop_map(|(at, byte)| Edit::Insert { at, byte }),
-        (any::<usize>(), byte).prop_map(|(at, byte)| Edit::Replace { at, byte }),
-    ];
-    proptest::collection::vec(edit, 1..6)
+    repic_testkit::edits(ALPHABET)
 }
 
 fn release(rel: &str) -> String {

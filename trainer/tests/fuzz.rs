@@ -5,29 +5,18 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use repic_data::fuzz::{Edit, apply_edits};
+use repic_testkit::{Edit, apply_edits, fixed};
 use repic_trainer::TrainConfig;
 
 const CONFIGS: [&str; 2] =
     [include_str!("../../configs/demo.toml"), include_str!("../../configs/repic-qwen2.5vl-7b.toml")];
 
-/// `cases` cases from a fixed seed, so that CI sees the same inputs every run (set PROPTEST_RNG_SEED to explore).
-fn fixed(cases: u32) -> ProptestConfig {
-    let mut c = ProptestConfig::with_cases(cases);
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_F422);
-    }
-    c
-}
+/// Bytes of the format's syntax that edits favour.
+const ALPHABET: &[u8] = b"[]=\".0123456789-e \n#tfna_";
 
+/// Edits drawn from anything or from the format's syntax.
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let byte = prop_oneof![any::<u8>(), proptest::sample::select(b"[]=\".0123456789-e \n#tfna_".to_vec())];
-    let edit = prop_oneof![
-        (any::<usize>(), 1usize..12).prop_map(|(at, len)| Edit::Delete { at, len }),
-        (any::<usize>(), byte.clone()).prop_map(|(at, byte)| Edit::Insert { at, byte }),
-        (any::<usize>(), byte).prop_map(|(at, byte)| Edit::Replace { at, byte }),
-    ];
-    proptest::collection::vec(edit, 1..6)
+    repic_testkit::edits(ALPHABET)
 }
 
 fn accepted(cfg: &TrainConfig) -> Result<(), TestCaseError> {

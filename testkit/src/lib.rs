@@ -1,6 +1,9 @@
-//! Byte edits for the fuzz tests of repic's parsers (records, databases, query lists, result files, configs,
-//! checkpoint files): a property test draws edits and applies them to a valid document, so that the inputs stay
-//! close to what a parser really sees (a deleted bracket, a changed digit, a stray quote) rather than noise.
+//! Fuzzing helpers for the tests of repic's parsers (records, databases, query lists, result files, configs,
+//! checkpoint files): a property test draws byte edits and applies them to a valid document, so that the inputs
+//! stay close to what a parser really sees (a deleted bracket, a changed digit, a stray quote) rather than noise,
+//! from a fixed seed so that CI sees the same cases every run.
+
+use proptest::prelude::*;
 
 /// One edit at a relative position (`at` is taken modulo the length): delete up to `len` bytes, insert `byte`,
 /// or replace the byte there by `byte`.
@@ -36,6 +39,26 @@ pub fn apply_edits(src: &str, edits: &[Edit]) -> String {
         }
     }
     String::from_utf8_lossy(&b).into_owned()
+}
+
+/// One to five edits, their bytes drawn from anything or from `alphabet` (the syntax of the format under test).
+pub fn edits(alphabet: &'static [u8]) -> impl Strategy<Value = Vec<Edit>> {
+    let byte = prop_oneof![any::<u8>(), proptest::sample::select(alphabet.to_vec())];
+    let edit = prop_oneof![
+        (any::<usize>(), 1usize..12).prop_map(|(at, len)| Edit::Delete { at, len }),
+        (any::<usize>(), byte.clone()).prop_map(|(at, byte)| Edit::Insert { at, byte }),
+        (any::<usize>(), byte).prop_map(|(at, byte)| Edit::Replace { at, byte }),
+    ];
+    proptest::collection::vec(edit, 1..6)
+}
+
+/// `cases` cases from a fixed seed, so that CI sees the same inputs every run (set PROPTEST_RNG_SEED to explore).
+pub fn fixed(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(cases);
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_F422);
+    }
+    c
 }
 
 #[cfg(test)]
