@@ -69,7 +69,7 @@ mod tests {
     fn edits_by_hand() {
         let e =
             [Edit::Delete { at: 1, len: 2 }, Edit::Insert { at: 0, byte: b'>' }, Edit::Replace { at: 7, byte: b'!' }];
-        assert_eq!(apply_edits("abcdef", &e), ">adef");
+        assert_eq!(apply_edits("abcdef", &e), ">a!ef");
         assert_eq!(apply_edits("abcdef", &[Edit::Replace { at: 9, byte: b'Z' }]), "abcZef");
         assert_eq!(apply_edits("", &[Edit::Delete { at: 3, len: 9 }, Edit::Replace { at: 1, byte: 1 }]), "");
         assert_eq!(apply_edits("a", &[Edit::Replace { at: 0, byte: 0xff }]), "\u{fffd}");
