@@ -2,6 +2,7 @@
 //! argument parsing, logging and progress; the work happens in the library crates.
 
 mod bench;
+mod compare;
 mod data_cmd;
 mod demo;
 mod eval_cmd;
@@ -46,6 +47,9 @@ enum Command {
     Train(train::Args),
     /// Score a checkpoint's greedy answers to RePIC records with the training rewards (per-task accuracy).
     Eval(eval_cmd::Args),
+    /// Compare two models' answers to the same records (`repic eval --out` files): per task, what the second
+    /// fixed and broke, with the exact McNemar p.
+    Compare(compare::Args),
     /// Redraw a training run's plot (rewards, KL and loss over steps) from its metrics.jsonl.
     Plot(plot::Args),
     /// Inspect and convert RePIC record files.
@@ -79,5 +83,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),
         Command::Eval(a) => eval_cmd::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

@@ -135,7 +135,7 @@ fn malformed_jsonl_names_file_and_line_and_writes_nothing() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [&["synth"][..], &["score"], &["data", "check"], &["data", "convert"]] {
+    for sub in [&["synth"][..], &["score"], &["data", "check"], &["data", "convert"], &["compare"], &["export"]] {
         let mut args = sub.to_vec();
         args.push("--help");
         let out = repic(&args);
@@ -430,6 +430,15 @@ fn eval_scores_greedy_answers_per_task_and_keeps_them() {
     let rows: Vec<Value> =
         std::fs::read_to_string(&answers).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 6);
+    // The same answers compared with themselves: nothing fixed or broken, per task and in all.
+    let same = repic(&["compare", &a, &a, "--json"]);
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    let c: Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(
+        c["all"]["change"]["items"].as_u64().unwrap() as usize,
+        rows.iter().filter(|r| r["correct"].is_boolean()).count()
+    );
+    assert!(c.as_object().unwrap().values().all(|t| t["change"]["fixed"] == 0 && t["change"]["broken"] == 0));
     let tasks = summary.as_object().unwrap();
     assert_eq!(tasks.values().map(|t| t["records"].as_u64().unwrap()).sum::<u64>(), 6);
     for (task, t) in tasks {

@@ -1,7 +1,13 @@
 //! Paired comparison of two models on the same held-out items (records, caption names): how many the second
 //! fixes and breaks, and the exact McNemar test of whether that split is beyond chance.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use indexmap::IndexMap;
 use serde::Serialize;
+
+use crate::EvalError;
 
 /// Changes between two models' per-item correctness on the same items (held-out records, caption names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -53,6 +59,78 @@ pub fn mcnemar_exact(fixed: usize, broken: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
+/// One task's comparison of two answer files: accuracies before and after, and the paired change.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TaskComparison {
+    /// Share correct before, percent.
+    pub before: f64,
+    /// Share correct after, percent.
+    pub after: f64,
+    /// What changed on the same records.
+    pub change: PairedChange,
+}
+
+/// The verdicts of a `repic eval --out` file: record index -> (task, correct); records without a verdict are left
+/// out. Errors name the file and line.
+pub fn read_answer_verdicts(path: &Path) -> Result<BTreeMap<usize, (String, bool)>, EvalError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        index: usize,
+        method: String,
+        correct: Option<bool>,
+    }
+    let src = std::fs::read_to_string(path).map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+    let mut out = BTreeMap::new();
+    for (n, line) in src.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: Row = serde_json::from_str(line).map_err(|e| {
+            EvalError::Input(format!("{}:{}: not a `repic eval --out` answer ({e})", path.display(), n + 1))
+        })?;
+        if let Some(ok) = row.correct {
+            if out.insert(row.index, (row.method, ok)).is_some() {
+                return Err(EvalError::Input(format!("{}:{}: record {} twice", path.display(), n + 1, row.index)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Compare two models' verdicts on the same records, per task (and `all`): the `repic compare` of two
+/// `repic eval --out` files.
+pub fn compare_verdicts(
+    before: &BTreeMap<usize, (String, bool)>,
+    after: &BTreeMap<usize, (String, bool)>,
+) -> Result<IndexMap<String, TaskComparison>, EvalError> {
+    if before.keys().ne(after.keys()) {
+        return Err(EvalError::Input(format!(
+            "the files answer different records ({} and {} judged)",
+            before.len(),
+            after.len()
+        )));
+    }
+    let mut by_task: IndexMap<String, (Vec<Option<bool>>, Vec<Option<bool>>)> = IndexMap::new();
+    for (i, (task, ok)) in before {
+        let (task_after, ok_after) = &after[i];
+        if task != task_after {
+            return Err(EvalError::Input(format!("record {i} is {task} in one file and {task_after} in the other")));
+        }
+        for key in [task.as_str(), "all"] {
+            let (b, a) = by_task.entry(key.to_string()).or_default();
+            b.push(Some(*ok));
+            a.push(Some(*ok_after));
+        }
+    }
+    by_task.sort_keys();
+    let percent =
+        |v: &[Option<bool>]| 100.0 * v.iter().filter(|x| **x == Some(true)).count() as f64 / v.len().max(1) as f64;
+    by_task
+        .into_iter()
+        .map(|(task, (b, a))| {
+            let change = PairedChange::new(&b, &a).map_err(EvalError::Input)?;
+            Ok((task, TaskComparison { before: percent(&b), after: percent(&a), change }))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +157,44 @@ mod tests {
         assert_eq!((c.items, c.fixed, c.broken), (4, 1, 1));
         assert_eq!(c.p_value, 1.0);
         assert!(PairedChange::new(&before, &after[..5]).unwrap_err().contains("6 items before but 5 after"));
+    }
+
+    #[test]
+    fn answer_files_compare_per_task_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |i: usize, m: &str, ok: &str| format!("{{\"index\": {i}, \"method\": \"{m}\", \"correct\": {ok}}}\n");
+        let before = [
+            row(0, "yes_no", "true"),
+            row(1, "yes_no", "false"),
+            row(2, "yes_no", "false"),
+            row(3, "iou", "true"),
+            row(4, "yes_no_name", "null"),
+        ]
+        .concat();
+        let after = [
+            row(0, "yes_no", "false"),
+            row(1, "yes_no", "true"),
+            row(2, "yes_no", "true"),
+            row(3, "iou", "true"),
+            row(4, "yes_no_name", "true"),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("b.jsonl"), before).unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), &after).unwrap();
+        let b = read_answer_verdicts(&dir.path().join("b.jsonl")).unwrap();
+        let a = read_answer_verdicts(&dir.path().join("a.jsonl")).unwrap();
+        assert_eq!(b.len(), 4, "the unjudged record is left out");
+        let a4: BTreeMap<_, _> = a.iter().filter(|(i, _)| **i < 4).map(|(i, v)| (*i, v.clone())).collect();
+        let c = compare_verdicts(&b, &a4).unwrap();
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["all", "iou", "yes_no"]);
+        let oct = c["yes_no"];
+        assert_eq!((oct.change.items, oct.change.fixed, oct.change.broken), (3, 2, 1));
+        assert!((oct.before - 100.0 / 3.0).abs() < 1e-9 && (oct.after - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!(oct.change.p_value, 1.0);
+        assert_eq!((c["all"].change.items, c["iou"].change.fixed), (4, 0));
+        assert!(compare_verdicts(&b, &a).unwrap_err().to_string().contains("different records"));
+        std::fs::write(dir.path().join("bad.jsonl"), "{\"index\": 1}\n").unwrap();
+        let e = read_answer_verdicts(&dir.path().join("bad.jsonl")).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl:1: not a `repic eval --out` answer"), "{e}");
     }
 }
