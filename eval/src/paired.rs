@@ -85,10 +85,10 @@ pub fn read_answer_verdicts(path: &Path) -> Result<BTreeMap<usize, (String, bool
         let row: Row = serde_json::from_str(line).map_err(|e| {
             EvalError::Input(format!("{}:{}: not a `repic eval --out` answer ({e})", path.display(), n + 1))
         })?;
-        if let Some(ok) = row.correct {
-            if out.insert(row.index, (row.method, ok)).is_some() {
-                return Err(EvalError::Input(format!("{}:{}: record {} twice", path.display(), n + 1, row.index)));
-            }
+        if let Some(ok) = row.correct
+            && out.insert(row.index, (row.method, ok)).is_some()
+        {
+            return Err(EvalError::Input(format!("{}:{}: record {} twice", path.display(), n + 1, row.index)));
         }
     }
     Ok(out)
@@ -107,7 +107,9 @@ pub fn compare_verdicts(
             after.len()
         )));
     }
-    let mut by_task: IndexMap<String, (Vec<Option<bool>>, Vec<Option<bool>>)> = IndexMap::new();
+    // Per task: the verdicts before and after, in record order.
+    type Sides = (Vec<Option<bool>>, Vec<Option<bool>>);
+    let mut by_task: IndexMap<String, Sides> = IndexMap::new();
     for (i, (task, ok)) in before {
         let (task_after, ok_after) = &after[i];
         if task != task_after {
