@@ -22,7 +22,7 @@ pub const QUESTION: &str = "Give a personalized caption of this image.";
 pub const QUERY_SPLITS: [&str; 3] = ["1_concept", "2_concepts", "4_concepts"];
 
 /// The figures of one model, in percent (lengths in tokens).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct HeldOutMetrics {
     /// Official scorer.
     pub precision: f64,

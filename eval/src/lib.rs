@@ -22,6 +22,7 @@
 //! assert_eq!(s.rounded(), (50.0, 33.3, 40.0));
 //! ```
 
+pub mod ablation;
 pub mod answers;
 mod caption_scorer;
 pub mod captioning;

@@ -279,7 +279,7 @@ fn report(out: &Path, sft: &HeldOut, grpo: &HeldOut, seconds: f64) -> anyhow::Re
     let oct = PairedChange::new(&sft.oct_correct, &grpo.oct_correct).map_err(anyhow::Error::msg)?;
     let names = PairedChange::new(&sft.names_recalled, &grpo.names_recalled).map_err(anyhow::Error::msg)?;
     for (what, c) in [("OCT answers", &oct), ("caption names recalled", &names)] {
-        let p = if c.p_value < 1e-3 { format!("{:.1e}", c.p_value) } else { format!("{:.3}", c.p_value) };
+        let p = repic_eval::ablation::p_text(c.p_value);
         println!("{what}, GRPO fixed / broke: {} / {} of {} (exact McNemar p = {p})", c.fixed, c.broken, c.items);
     }
     println!();
