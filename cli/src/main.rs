@@ -1,6 +1,7 @@
 //! `repic`: post-training and serving personalized multimodal models. This binary is the user's edge:
 //! argument parsing, logging and progress; the work happens in the library crates.
 
+mod ablate;
 mod bench;
 mod compare;
 mod data_cmd;
@@ -50,6 +51,9 @@ enum Command {
     /// Compare two models' answers to the same records (`repic eval --out` files): per task, what the second
     /// fixed and broke, with the exact McNemar p.
     Compare(compare::Args),
+    /// Reward ablations at the demo's scale: every variant x seed trained from a shared warm start, evaluated,
+    /// reported as tables (mean ± std, paired differences with McNemar p) and bar charts; resumable.
+    Ablate(ablate::Args),
     /// Redraw a training run's plot (rewards, KL and loss over steps) from its metrics.jsonl.
     Plot(plot::Args),
     /// Inspect and convert RePIC record files.
@@ -84,5 +88,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(a) => plot::run(a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Ablate(a) => ablate::run(a),
     }
 }

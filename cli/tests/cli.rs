@@ -462,3 +462,61 @@ fn eval_scores_greedy_answers_per_task_and_keeps_them() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn ablate_runs_a_tiny_sweep_reports_a_failed_variant_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = tmp.path().join("variants");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("full.toml"), "[rewards]\nset = \"full\"\n").unwrap();
+    std::fs::write(v.join("no_ict.toml"), "[rewards]\nset = \"no_ict\"\nablation = \"drop\"\n").unwrap();
+    std::fs::write(v.join("broken.toml"), "[grpo]\nnum_generations = 1\n").unwrap();
+    let out = tmp.path().join("out");
+    let (vs, o) = (v.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+    let args = ["ablate", "--variants", &vs, "--seeds", "2", "--quick", "--out", &o];
+    let first = repic(&args);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "3 variants x 2 seeds");
+    for l in &lines {
+        let ok = l["variant"] != "broken";
+        assert_eq!(l["status"], if ok { "ok" } else { "failed" }, "{l}");
+        if ok {
+            assert!(l["metrics"]["recall"].is_number() && !l["oct_correct"].as_array().unwrap().is_empty());
+            assert!(l["config_hash"].as_str().unwrap().len() == 16 && l["machine"].is_string());
+        } else {
+            assert!(l["error"].as_str().unwrap().contains("num_generations"), "{l}");
+        }
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| full | 2 |") && table.contains("| no_ict | 2 |") && table.contains("FAILED: broken"));
+    assert!(std::fs::read_to_string(out.join("table.csv")).unwrap().starts_with("variant,seeds,precision_mean"));
+    assert!(out.join("plots/recall.png").is_file());
+    // A rerun retrains nothing that finished: the finished runs' lines stay as they were.
+    let second = repic(&args);
+    assert!(second.status.success());
+    let again = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    for l in lines.iter().filter(|l| l["status"] == "ok") {
+        assert!(again.contains(&l.to_string()), "{l} was rerun");
+    }
+    assert!(!String::from_utf8_lossy(&second.stdout).contains("full seed 0: done"));
+    // A run whose result line is missing (killed after training) continues from its checkpoint: the same model,
+    // the same figures.
+    let kept: String = again
+        .lines()
+        .filter(|l| !(l.contains("\"variant\":\"full\"") && l.contains("\"seed\":0")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(out.join("results.jsonl"), kept).unwrap();
+    let third = repic(&args);
+    assert!(String::from_utf8_lossy(&third.stdout).contains("full seed 0: done"));
+    let full0 = |text: &str| -> Value {
+        let line = text.lines().find(|l| l.contains("\"variant\":\"full\"") && l.contains("\"seed\":0")).unwrap();
+        serde_json::from_str::<Value>(line).unwrap()["metrics"].clone()
+    };
+    assert_eq!(full0(&std::fs::read_to_string(out.join("results.jsonl")).unwrap()), full0(&again));
+}

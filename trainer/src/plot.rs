@@ -136,6 +136,58 @@ pub fn plot_run(metrics: &Path, out: &Path) -> Result<bool, TrainError> {
     Ok(labels)
 }
 
+/// One bar of a bar chart: label, height and the half-length of its error bar.
+pub type Bar = (String, f64, f64);
+
+/// A bar chart with error bars (an ablation metric: mean ± std per variant) into the PNG `out`. Bars with a
+/// non-finite height are left out. Returns whether labels could be drawn.
+pub fn bar_chart(out: &Path, title: &str, bars: &[Bar]) -> Result<bool, TrainError> {
+    let labels = font();
+    let bars: Vec<&Bar> = bars.iter().filter(|b| b.1.is_finite()).collect();
+    let top = bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-6) * 1.1;
+    let bottom = bars.iter().map(|b| b.1 - b.2.max(0.0)).fold(0.0f64, f64::min);
+    let draw = || -> DrawResult<()> {
+        let root = BitMapBackend::new(out, (120 + 110 * bars.len().max(1) as u32, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(14).x_label_area_size(if labels { 40 } else { 5 }).y_label_area_size(if labels {
+            50
+        } else {
+            5
+        });
+        if labels {
+            builder.caption(title, ("sans-serif", 20));
+        }
+        let n = bars.len().max(1);
+        let mut chart = builder.build_cartesian_2d((0..n - 1).into_segmented(), bottom..top)?;
+        let name = |x: &SegmentValue<usize>| match x {
+            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh();
+        if labels {
+            mesh.x_label_formatter(&name);
+        } else {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.draw()?;
+        for (i, b) in bars.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let (x0, x1) = (SegmentValue::Exact(i), SegmentValue::Exact(i + 1));
+            let mut bar = Rectangle::new([(x0, 0.0), (x1, b.1)], color.filled());
+            bar.set_margin(0, 0, 12, 12);
+            chart.draw_series(std::iter::once(bar))?;
+            let whisker = vec![(SegmentValue::CenterOf(i), b.1 - b.2), (SegmentValue::CenterOf(i), b.1 + b.2)];
+            chart.draw_series(std::iter::once(PathElement::new(whisker, BLACK.stroke_width(2))))?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| TrainError::Run(format!("{}: {e}", out.display())))?;
+    Ok(labels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +197,17 @@ mod tests {
         let p = [(1.0, 1.0), (2.0, 3.0), (3.0, 5.0), (4.0, 7.0)];
         assert_eq!(moving_average(&p, 2), [(1.0, 1.0), (2.0, 2.0), (3.0, 4.0), (4.0, 6.0)]);
         assert_eq!(moving_average(&p, 1), p);
+    }
+
+    #[test]
+    fn bar_charts_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("recall.png");
+        let bars = [("full".to_string(), 55.0, 7.1), ("no_ict".into(), 37.0, 9.9), ("failed".into(), f64::NAN, 0.0)];
+        bar_chart(&png, "caption recall", &bars).unwrap();
+        let img = image::open(&png).unwrap();
+        assert!(img.width() > 200 && img.height() == 420);
+        bar_chart(&png, "one", &bars[..1]).unwrap();
+        bar_chart(&png, "none", &[]).unwrap();
     }
 }

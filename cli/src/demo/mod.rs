@@ -19,7 +19,7 @@ use repic_eval::held_out::{self, HeldOut, ROWS, evaluate_held_out};
 use repic_eval::paired::PairedChange;
 
 /// The demo's GRPO config; paths are filled in at run time.
-const DEMO_TOML: &str = include_str!("../../../configs/demo.toml");
+pub(crate) const DEMO_TOML: &str = include_str!("../../../configs/demo.toml");
 
 /// Arguments of `repic demo`.
 #[derive(clap::Args)]
@@ -67,15 +67,15 @@ pub struct Args {
 }
 
 /// Sizes of a demo run.
-struct Plan {
+pub(crate) struct Plan {
     synth: SynthConfig,
     look_epochs: usize,
     sft_epochs: usize,
-    grpo_steps: usize,
+    pub(crate) grpo_steps: usize,
 }
 
 impl Plan {
-    fn new(quick: bool, seed: u64) -> Self {
+    pub(crate) fn new(quick: bool, seed: u64) -> Self {
         let synth = SynthConfig {
             seed,
             concepts: if quick { 6 } else { 8 },
@@ -147,11 +147,11 @@ fn config(extra: &[String]) -> anyhow::Result<TrainConfig> {
     Ok(TrainConfig::parse(DEMO_TOML, Path::new("configs/demo.toml"), extra)?)
 }
 
-fn path_value(p: &Path) -> String {
+pub(crate) fn path_value(p: &Path) -> String {
     format!("{:?}", p.to_string_lossy())
 }
 
-fn train(cfg: TrainConfig, label: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn train(cfg: TrainConfig, label: &str) -> anyhow::Result<PathBuf> {
     let t = &cfg.train;
     if t.max_steps > 0 {
         tracing::info!("{label}: {} steps", t.max_steps);
@@ -199,27 +199,39 @@ fn prepare(a: &Args, plan: &Plan, data: &Path, dev: &burn::tensor::Device<Backen
         }
         std::fs::remove_dir_all(&a.out).with_context(|| format!("removing {}", a.out.display()))?;
     }
+    warm_start(&a.out, plan, data, a.seed, a.look_in_sft, dev)
+}
+
+/// Steps 1-3 into `out`: data (in `data`), tokenizer and model, SFT warm start; returns the SFT model's folder.
+pub(crate) fn warm_start(
+    out: &Path,
+    plan: &Plan,
+    data: &Path,
+    seed: u64,
+    look_in_sft: bool,
+    dev: &burn::tensor::Device<Backend>,
+) -> anyhow::Result<PathBuf> {
     tracing::info!("1/6 synthetic concepts and records -> {}", data.display());
     generate(&plan.synth, data, false, &mut |_| {})?;
     // SFT warm start on the first half of the records; GRPO sees all of them.
     let records = load_records(&data.join("train/records.jsonl"))?;
-    let sft_records = a.out.join("sft_records.jsonl");
+    let sft_records = out.join("sft_records.jsonl");
     let mut sft_set = records[..records.len() / 2].to_vec();
-    if a.look_in_sft {
+    if look_in_sft {
         sft_set.extend(load_records(&data.join("train/look_records.jsonl"))?);
     }
     save_records(&sft_records, &sft_set, RecordFormat::Jsonl)?;
     tracing::info!("2/6 tokenizer and tiny Qwen2-VL from scratch");
-    let init = a.out.join("model-init");
+    let init = out.join("model-init");
     let spec = TinySpec::default();
     create_tiny_checkpoint::<Backend>(&corpus(data)?, &spec, &init, false, dev)?;
     tracing::info!("3/6 SFT warm start: seeing one object, then the RePIC tasks");
-    let seen = sft(&init, &a.out.join("look"), &data.join("train/look_records.jsonl"), data, plan.look_epochs, a.seed)?;
-    sft(&seen, &a.out.join("sft"), &sft_records, data, plan.sft_epochs, a.seed)
+    let seen = sft(&init, &out.join("look"), &data.join("train/look_records.jsonl"), data, plan.look_epochs, seed)?;
+    sft(&seen, &out.join("sft"), &sft_records, data, plan.sft_epochs, seed)
 }
 
 /// The SFT model of an earlier demo run in `out` (`--reuse-sft`).
-fn reused_sft(out: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn reused_sft(out: &Path) -> anyhow::Result<PathBuf> {
     let (_, dir) = repic_trainer::checkpoint::list_checkpoints(&out.join("sft"))
         .pop()
         .with_context(|| format!("--reuse-sft: no SFT checkpoint in {}", out.join("sft").display()))?;

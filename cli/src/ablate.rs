@@ -1,0 +1,249 @@
+//! `repic ablate`: reward ablations as one command, at the demo's scale. For each seed it makes the demo's data
+//! and SFT warm start once (shared by every variant), then for each variant (a TOML file of config overrides,
+//! e.g. `configs/ablations/*.toml`) trains GRPO from that warm start with the base config plus the variant, and
+//! evaluates the result on the seed's held-out data with the evaluation library. Each finished or failed run is
+//! one line of `results.jsonl`, written atomically; a rerun skips finished runs, restarts a killed one from its
+//! last checkpoint, and reports a failed one as failed while the others go on. The report: `table.md`,
+//! `table.csv` (mean ± std over seeds, paired differences to the baseline with McNemar p) and one bar chart per
+//! metric (`plots/<metric>.png`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend as _;
+use repic_eval::ablation::{RunResult, read_results, record_result, report};
+use repic_eval::held_out::{ROWS, evaluate_held_out};
+use repic_models::{DefaultBackend as Backend, default_device};
+use repic_trainer::TrainConfig;
+
+use crate::demo::{DEMO_TOML, Plan, path_value, reused_sft, warm_start};
+use crate::machine::Machine;
+use crate::train::StepBar;
+
+/// Arguments of `repic ablate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Variants: TOML files of config overrides, or folders of them (each file's stem names its variant).
+    #[arg(long, required = true, num_args = 1..)]
+    variants: Vec<PathBuf>,
+    /// The GRPO config every variant starts from (default: configs/demo.toml, as built in).
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Seeds 0..N (data, warm start and training).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// The variant differences are reported against.
+    #[arg(long, default_value = "full")]
+    baseline: String,
+    /// Output folder: per seed its warm start and runs, then results.jsonl, table.md, table.csv, plots/.
+    #[arg(long, default_value = "repic-ablate")]
+    out: PathBuf,
+    /// The demo's --quick sizes (a few records, 4 GRPO steps): checks the pipeline, its figures mean nothing.
+    #[arg(long)]
+    quick: bool,
+    /// GRPO steps per run (default: the demo's, 400; 4 with --quick).
+    #[arg(long)]
+    grpo_steps: Option<usize>,
+}
+
+/// A variant: its name and its overrides as `key.path=value` strings.
+struct Variant {
+    name: String,
+    overrides: Vec<String>,
+}
+
+/// The variants named by files and folders, sorted by name within a folder; names must be unique.
+fn variants(paths: &[PathBuf]) -> anyhow::Result<Vec<Variant>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            inside.sort();
+            anyhow::ensure!(!inside.is_empty(), "{}: no .toml variant files", p.display());
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut out: Vec<Variant> = Vec::new();
+    for f in files {
+        let name = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        anyhow::ensure!(!out.iter().any(|v| v.name == name), "two variants are named `{name}`");
+        let src = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let table: toml::Table = toml::from_str(&src).with_context(|| format!("{}", f.display()))?;
+        let mut overrides = Vec::new();
+        flatten("", &toml::Value::Table(table), &mut overrides);
+        out.push(Variant { name, overrides });
+    }
+    Ok(out)
+}
+
+/// `key.path=value` overrides of every leaf of a TOML value (arrays are leaves).
+fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, x, out);
+            }
+        }
+        leaf => out.push(format!("{prefix}={leaf}")),
+    }
+}
+
+/// A 64-bit FNV-1a hash, hex (which runs share a config).
+fn fnv(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
+/// Run `repic ablate`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let variants = variants(&a.variants)?;
+    anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
+    let base = match &a.base {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        None => DEMO_TOML.to_string(),
+    };
+    let origin = a.base.clone().unwrap_or_else(|| PathBuf::from("configs/demo.toml"));
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let _lock = repic_data::lock::FileLock::acquire(&a.out.join(".repic-ablate.lock"), &a.out)?;
+    let results = a.out.join("results.jsonl");
+    let machine = Machine::here().to_string();
+    let dev = default_device();
+    for seed in 0..a.seeds {
+        let seed_dir = a.out.join(format!("seed-{seed}"));
+        let done: Vec<RunResult> = read_results(&results)?.into_iter().filter(|r| r.seed == seed).collect();
+        let pending: Vec<&Variant> =
+            variants.iter().filter(|v| !done.iter().any(|r| r.variant == v.name && r.is_ok())).collect();
+        if pending.is_empty() {
+            println!("seed {seed}: every variant finished earlier (skipped)");
+            continue;
+        }
+        let data = seed_dir.join("data");
+        let mut plan = Plan::new(a.quick, seed);
+        plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
+        Backend::seed(&dev, seed);
+        let sft_model = match reused_sft(&seed_dir) {
+            Ok(m) => m,
+            Err(_) => {
+                // No finished warm start: whatever a killed one left goes.
+                if seed_dir.exists() {
+                    std::fs::remove_dir_all(&seed_dir).with_context(|| format!("removing {}", seed_dir.display()))?;
+                }
+                warm_start(&seed_dir, &plan, &data, seed, false, &dev)?
+            }
+        };
+        for v in pending {
+            let start = Instant::now();
+            let run_dir = seed_dir.join(&v.name);
+            let mut sets = vec![
+                format!("seed={seed}"),
+                format!("model={}", path_value(&sft_model)),
+                format!("output_dir={}", path_value(&run_dir)),
+                format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
+                format!("data.image_root={}", path_value(&data)),
+                format!("train.max_steps={}", plan.grpo_steps),
+            ];
+            sets.extend(v.overrides.iter().cloned());
+            let named = PathBuf::from(format!("{} with variant {}", origin.display(), v.name));
+            let outcome = one_run(&base, &named, &sets, &run_dir, &data, &dev);
+            let seconds = start.elapsed().as_secs_f64();
+            let line = match outcome {
+                Ok((held, hash)) => RunResult {
+                    variant: v.name.clone(),
+                    seed,
+                    status: "ok".into(),
+                    error: None,
+                    metrics: Some(held.metrics),
+                    oct_correct: held.oct_correct,
+                    names_recalled: held.names_recalled,
+                    seconds,
+                    config_hash: hash,
+                    machine: machine.clone(),
+                },
+                Err(e) => RunResult {
+                    variant: v.name.clone(),
+                    seed,
+                    status: "failed".into(),
+                    error: Some(format!("{e:#}")),
+                    metrics: None,
+                    oct_correct: Vec::new(),
+                    names_recalled: Vec::new(),
+                    seconds,
+                    config_hash: String::new(),
+                    machine: machine.clone(),
+                },
+            };
+            match &line.error {
+                None => println!("{} seed {seed}: done in {seconds:.0} s", v.name),
+                Some(e) => println!("{} seed {seed}: FAILED after {seconds:.0} s: {e}", v.name),
+            }
+            record_result(&results, &line)?;
+        }
+    }
+    write_report(&a.out, &read_results(&results)?, &a.baseline)
+}
+
+/// Train one variant (resuming a killed run) and evaluate it; returns its held-out evaluation and config hash.
+fn one_run(
+    base: &str,
+    origin: &Path,
+    sets: &[String],
+    run_dir: &Path,
+    data: &Path,
+    dev: &burn::tensor::Device<Backend>,
+) -> anyhow::Result<(repic_eval::held_out::HeldOut, String)> {
+    let cfg = TrainConfig::parse(base, origin, sets)?;
+    let hash = fnv(&cfg.to_toml());
+    let resume =
+        run_dir.join("metrics.jsonl").exists() || !repic_trainer::checkpoint::list_checkpoints(run_dir).is_empty();
+    let mut bar = StepBar::new();
+    let out =
+        repic_trainer::train::<Autodiff<Backend>>(cfg, resume, default_device(), &mut |m, s, t| bar.update(m, s, t))?;
+    bar.finish();
+    let ckpt = crate::prompt::load_model(&out.checkpoint, None)?;
+    let held = evaluate_held_out(&ckpt, data, &run_dir.join("captions.json"), dev)?;
+    Ok((held, hash))
+}
+
+/// `table.md`, `table.csv` and `plots/<metric>.png` of the runs so far.
+fn write_report(out: &Path, runs: &[RunResult], baseline: &str) -> anyhow::Result<()> {
+    let r = report(runs, baseline)?;
+    let md = format!("# Reward ablations ({} runs)\n\n{}", runs.len(), r.to_markdown());
+    repic_data::write_atomic(&out.join("table.md"), md.as_bytes())?;
+    repic_data::write_atomic(&out.join("table.csv"), r.to_csv().as_bytes())?;
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
+    for (key, label) in ROWS {
+        let bars: Vec<_> =
+            r.variants.iter().map(|(name, (_, cells))| (name.clone(), cells[key].mean, cells[key].std)).collect();
+        repic_trainer::plot::bar_chart(&plots.join(format!("{key}.png")), label, &bars)?;
+    }
+    println!("{}", r.to_markdown());
+    println!("results: {}, table: {}", out.join("results.jsonl").display(), out.join("table.md").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_files_become_overrides() {
+        let t: toml::Table =
+            toml::from_str("seed = 3\n[rewards]\nset = \"no_ict\"\n[grpo]\nstop_strings = [\"a\"]\n").unwrap();
+        let mut o = Vec::new();
+        flatten("", &toml::Value::Table(t), &mut o);
+        o.sort();
+        assert_eq!(o, ["grpo.stop_strings=[\"a\"]", "rewards.set=\"no_ict\"", "seed=3"]);
+        assert_eq!(fnv(""), "cbf29ce484222325");
+        assert_ne!(fnv("a"), fnv("b"));
+    }
+}
