@@ -46,10 +46,24 @@ pub struct Args {
     /// GRPO steps per run (default: the demo's, 400; 4 with --quick).
     #[arg(long)]
     grpo_steps: Option<usize>,
+    /// Runs at a time, each its own process (warm starts are made first, one seed at a time).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Only this seed (of 0..--seeds): one shard of a sweep, e.g. one task of a cluster job array.
+    #[arg(long)]
+    only_seed: Option<u64>,
+    /// Write `OUT/ablate.sbatch`, a Slurm job array with one task per seed (each runs that seed's variants,
+    /// `--only-seed $SLURM_ARRAY_TASK_ID`, into the same results), instead of running.
+    #[arg(long)]
+    slurm: bool,
+    /// Internal: a run process started by --jobs (no report, no folder lock, the warm start must exist).
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
-/// A variant: its name and its overrides as `key.path=value` strings.
+/// A variant: its file, its name and its overrides as `key.path=value` strings.
 struct Variant {
+    file: PathBuf,
     name: String,
     overrides: Vec<String>,
 }
@@ -79,7 +93,7 @@ fn variants(paths: &[PathBuf]) -> anyhow::Result<Vec<Variant>> {
         let table: toml::Table = toml::from_str(&src).with_context(|| format!("{}", f.display()))?;
         let mut overrides = Vec::new();
         flatten("", &toml::Value::Table(table), &mut overrides);
-        out.push(Variant { name, overrides });
+        out.push(Variant { file: f, name, overrides });
     }
     Ok(out)
 }
@@ -107,88 +121,219 @@ fn fnv(text: &str) -> String {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let variants = variants(&a.variants)?;
     anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
+    anyhow::ensure!(a.jobs >= 1, "--jobs must be at least 1");
+    let seeds: Vec<u64> = match a.only_seed {
+        Some(s) => {
+            anyhow::ensure!(s < a.seeds, "--only-seed {s} is not below --seeds {}", a.seeds);
+            vec![s]
+        }
+        None => (0..a.seeds).collect(),
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    if a.slurm {
+        return write_sbatch(&a);
+    }
+    // One lock per seed: shards of different seeds (a job array) run at once; a worker runs inside its parent's
+    // sweep, which holds them.
+    let mut _locks = Vec::new();
+    if !a.worker {
+        for &seed in &seeds {
+            let lock = a.out.join(format!(".repic-ablate.seed-{seed}.lock"));
+            _locks.push(repic_data::lock::FileLock::acquire(&lock, &a.out.join(format!("seed-{seed}")))?);
+        }
+    }
+    let results = a.out.join("results.jsonl");
+    let mut pending: Vec<(&Variant, u64)> = Vec::new();
+    for &seed in &seeds {
+        let done = read_results(&results)?;
+        let todo: Vec<&Variant> = variants
+            .iter()
+            .filter(|v| !done.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok()))
+            .collect();
+        if todo.is_empty() {
+            println!("seed {seed}: every variant finished earlier (skipped)");
+        }
+        pending.extend(todo.into_iter().map(|v| (v, seed)));
+    }
+    // Warm starts first, one seed at a time (each uses every core); the runs then share them.
+    let mut pending_seeds: Vec<u64> = pending.iter().map(|(_, s)| *s).collect();
+    pending_seeds.dedup();
+    for &seed in &pending_seeds {
+        warm_started(&a, seed)?;
+    }
+    if a.jobs > 1 && pending.len() > 1 {
+        run_parallel(&a, &pending)?;
+    } else {
+        for (v, seed) in &pending {
+            run_variant(&a, v, *seed)?;
+        }
+    }
+    if a.worker {
+        return Ok(());
+    }
+    write_report(&a.out, &read_results(&results)?, &a.baseline)
+}
+
+/// The Slurm job array of this sweep: one task per seed, absolute paths, this binary.
+fn write_sbatch(a: &Args) -> anyhow::Result<()> {
+    let abs = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+    let quote = |p: PathBuf| format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"));
+    let exe = std::env::current_exe().context("finding the repic binary")?;
+    let out = abs(&a.out)?;
+    let mut cmd = format!(
+        "{} ablate --seeds {} --only-seed \"$SLURM_ARRAY_TASK_ID\" --out {}",
+        quote(exe),
+        a.seeds,
+        quote(out.clone())
+    );
+    for v in &a.variants {
+        cmd.push_str(&format!(" --variants {}", quote(abs(v)?)));
+    }
+    if let Some(b) = &a.base {
+        cmd.push_str(&format!(" --base {}", quote(abs(b)?)));
+    }
+    if a.quick {
+        cmd.push_str(" --quick");
+    }
+    if let Some(n) = a.grpo_steps {
+        cmd.push_str(&format!(" --grpo-steps {n}"));
+    }
+    cmd.push_str(&format!(" --baseline '{}'", a.baseline.replace('\'', "")));
+    let script = format!(
+        "#!/bin/bash\n# repic ablate as a Slurm job array: one task per seed, all writing {out}/results.jsonl.\n\
+         # Submit with: sbatch {out}/ablate.sbatch   (add your partition, time and memory limits below)\n\
+         #SBATCH --job-name=repic-ablate\n#SBATCH --array=0-{last}\n#SBATCH --output={out}/slurm-%A_%a.log\n\
+         set -euo pipefail\n{cmd}\n",
+        out = out.display(),
+        last = a.seeds - 1,
+    );
+    let path = a.out.join("ablate.sbatch");
+    repic_data::write_atomic(&path, script.as_bytes())?;
+    println!("wrote {} ({} tasks); submit it with sbatch", path.display(), a.seeds);
+    Ok(())
+}
+
+/// The sizes of a seed's runs.
+fn plan(a: &Args, seed: u64) -> Plan {
+    let mut plan = Plan::new(a.quick, seed);
+    plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
+    plan
+}
+
+/// The SFT model of `seed`'s warm start, made if there is no finished one (whatever a killed one left goes).
+fn warm_started(a: &Args, seed: u64) -> anyhow::Result<PathBuf> {
+    let seed_dir = a.out.join(format!("seed-{seed}"));
+    if let Ok(m) = reused_sft(&seed_dir) {
+        return Ok(m);
+    }
+    anyhow::ensure!(!a.worker, "{}: no finished warm start (the parent sweep makes it)", seed_dir.display());
+    if seed_dir.exists() {
+        std::fs::remove_dir_all(&seed_dir).with_context(|| format!("removing {}", seed_dir.display()))?;
+    }
+    let dev = default_device();
+    Backend::seed(&dev, seed);
+    warm_start(&seed_dir, &plan(a, seed), &seed_dir.join("data"), seed, false, &dev)
+}
+
+/// Train and evaluate one variant of one seed, and record its result line (ok or failed).
+fn run_variant(a: &Args, v: &Variant, seed: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let seed_dir = a.out.join(format!("seed-{seed}"));
+    let (data, run_dir) = (seed_dir.join("data"), seed_dir.join(&v.name));
+    let sft_model = warm_started(a, seed)?;
     let base = match &a.base {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
         None => DEMO_TOML.to_string(),
     };
     let origin = a.base.clone().unwrap_or_else(|| PathBuf::from("configs/demo.toml"));
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let _lock = repic_data::lock::FileLock::acquire(&a.out.join(".repic-ablate.lock"), &a.out)?;
-    let results = a.out.join("results.jsonl");
-    let machine = Machine::here().to_string();
+    let mut sets = vec![
+        format!("seed={seed}"),
+        format!("model={}", path_value(&sft_model)),
+        format!("output_dir={}", path_value(&run_dir)),
+        format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
+        format!("data.image_root={}", path_value(&data)),
+        format!("train.max_steps={}", plan(a, seed).grpo_steps),
+    ];
+    sets.extend(v.overrides.iter().cloned());
+    let named = PathBuf::from(format!("{} with variant {}", origin.display(), v.name));
     let dev = default_device();
-    for seed in 0..a.seeds {
-        let seed_dir = a.out.join(format!("seed-{seed}"));
-        let done: Vec<RunResult> = read_results(&results)?.into_iter().filter(|r| r.seed == seed).collect();
-        let pending: Vec<&Variant> =
-            variants.iter().filter(|v| !done.iter().any(|r| r.variant == v.name && r.is_ok())).collect();
-        if pending.is_empty() {
-            println!("seed {seed}: every variant finished earlier (skipped)");
-            continue;
-        }
-        let data = seed_dir.join("data");
-        let mut plan = Plan::new(a.quick, seed);
-        plan.grpo_steps = a.grpo_steps.unwrap_or(plan.grpo_steps);
-        Backend::seed(&dev, seed);
-        let sft_model = match reused_sft(&seed_dir) {
-            Ok(m) => m,
-            Err(_) => {
-                // No finished warm start: whatever a killed one left goes.
-                if seed_dir.exists() {
-                    std::fs::remove_dir_all(&seed_dir).with_context(|| format!("removing {}", seed_dir.display()))?;
-                }
-                warm_start(&seed_dir, &plan, &data, seed, false, &dev)?
-            }
-        };
-        for v in pending {
-            let start = Instant::now();
-            let run_dir = seed_dir.join(&v.name);
-            let mut sets = vec![
-                format!("seed={seed}"),
-                format!("model={}", path_value(&sft_model)),
-                format!("output_dir={}", path_value(&run_dir)),
-                format!("data.train={}", path_value(&data.join("train/records.jsonl"))),
-                format!("data.image_root={}", path_value(&data)),
-                format!("train.max_steps={}", plan.grpo_steps),
-            ];
-            sets.extend(v.overrides.iter().cloned());
-            let named = PathBuf::from(format!("{} with variant {}", origin.display(), v.name));
-            let outcome = one_run(&base, &named, &sets, &run_dir, &data, &dev);
-            let seconds = start.elapsed().as_secs_f64();
-            let line = match outcome {
-                Ok((held, hash)) => RunResult {
-                    variant: v.name.clone(),
-                    seed,
-                    status: "ok".into(),
-                    error: None,
-                    metrics: Some(held.metrics),
-                    oct_correct: held.oct_correct,
-                    names_recalled: held.names_recalled,
-                    seconds,
-                    config_hash: hash,
-                    machine: machine.clone(),
-                },
-                Err(e) => RunResult {
-                    variant: v.name.clone(),
-                    seed,
-                    status: "failed".into(),
-                    error: Some(format!("{e:#}")),
-                    metrics: None,
-                    oct_correct: Vec::new(),
-                    names_recalled: Vec::new(),
-                    seconds,
-                    config_hash: String::new(),
-                    machine: machine.clone(),
-                },
-            };
-            match &line.error {
-                None => println!("{} seed {seed}: done in {seconds:.0} s", v.name),
-                Some(e) => println!("{} seed {seed}: FAILED after {seconds:.0} s: {e}", v.name),
-            }
-            record_result(&results, &line)?;
-        }
+    let outcome = one_run(&base, &named, &sets, &run_dir, &data, &dev);
+    let seconds = start.elapsed().as_secs_f64();
+    let machine = Machine::here().to_string();
+    let line = match outcome {
+        Ok((held, hash)) => RunResult {
+            variant: v.name.clone(),
+            seed,
+            status: "ok".into(),
+            error: None,
+            metrics: Some(held.metrics),
+            oct_correct: held.oct_correct,
+            names_recalled: held.names_recalled,
+            seconds,
+            config_hash: hash,
+            machine,
+        },
+        Err(e) => RunResult {
+            variant: v.name.clone(),
+            seed,
+            status: "failed".into(),
+            error: Some(format!("{e:#}")),
+            metrics: None,
+            oct_correct: Vec::new(),
+            names_recalled: Vec::new(),
+            seconds,
+            config_hash: String::new(),
+            machine,
+        },
+    };
+    match &line.error {
+        None => println!("{} seed {seed}: done in {seconds:.0} s", v.name),
+        Some(e) => println!("{} seed {seed}: FAILED after {seconds:.0} s: {e}", v.name),
     }
-    write_report(&a.out, &read_results(&results)?, &a.baseline)
+    record_result(&a.out.join("results.jsonl"), &line)?;
+    Ok(())
+}
+
+/// Run the pending (variant, seed) pairs as `--jobs` child processes of this binary at a time, each logging to
+/// `seed-S/<variant>.log`; a child that dies without recording is reported.
+fn run_parallel(a: &Args, pending: &[(&Variant, u64)]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the repic binary")?;
+    let mut queue: std::collections::VecDeque<&(&Variant, u64)> = pending.iter().collect();
+    let mut running: Vec<(String, std::process::Child)> = Vec::new();
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < a.jobs {
+            let Some((v, seed)) = queue.pop_front() else { break };
+            let log_path = a.out.join(format!("seed-{seed}/{}.log", v.name));
+            let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("ablate").arg("--worker").arg("--variants").arg(&v.file);
+            cmd.args(["--seeds", &a.seeds.to_string(), "--only-seed", &seed.to_string()]);
+            cmd.arg("--out").arg(&a.out);
+            if a.quick {
+                cmd.arg("--quick");
+            }
+            if let Some(n) = a.grpo_steps {
+                cmd.args(["--grpo-steps", &n.to_string()]);
+            }
+            if let Some(b) = &a.base {
+                cmd.arg("--base").arg(b);
+            }
+            cmd.stdout(log.try_clone()?).stderr(log);
+            println!("{} seed {seed}: started (log {})", v.name, log_path.display());
+            running.push((format!("{} seed {seed}", v.name), cmd.spawn().context("starting a run")?));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut still = Vec::new();
+        for (what, mut child) in running {
+            match child.try_wait()? {
+                Some(status) if status.success() => println!("{what}: finished"),
+                Some(status) => println!("{what}: the run process ended with {status} (see its log)"),
+                None => still.push((what, child)),
+            }
+        }
+        running = still;
+    }
+    Ok(())
 }
 
 /// Train one variant (resuming a killed run) and evaluate it; returns its held-out evaluation and config hash.

@@ -519,4 +519,35 @@ fn ablate_runs_a_tiny_sweep_reports_a_failed_variant_and_resumes() {
         serde_json::from_str::<Value>(line).unwrap()["metrics"].clone()
     };
     assert_eq!(full0(&std::fs::read_to_string(out.join("results.jsonl")).unwrap()), full0(&again));
+    // Runs in parallel processes give the same figures as one after another (seed 0 of the same sweep).
+    let par = tmp.path().join("parallel");
+    let p = par.to_string_lossy().into_owned();
+    std::fs::remove_file(v.join("broken.toml")).unwrap();
+    let out_par = repic(&["ablate", "--variants", &vs, "--seeds", "1", "--quick", "--jobs", "2", "--out", &p]);
+    assert!(out_par.status.success(), "{}", String::from_utf8_lossy(&out_par.stderr));
+    let par_lines = std::fs::read_to_string(par.join("results.jsonl")).unwrap();
+    assert_eq!(par_lines.lines().count(), 2);
+    assert_eq!(full0(&par_lines), full0(&again));
+    assert!(par.join("seed-0/no_ict.log").is_file());
+}
+
+#[test]
+fn ablate_writes_a_slurm_job_array_whose_task_runs_its_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = tmp.path().join("variants");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("full.toml"), "[rewards]\nset = \"full\"\n").unwrap();
+    let out = tmp.path().join("out");
+    let (vs, o) = (v.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+    let w = repic(&["ablate", "--variants", &vs, "--seeds", "2", "--quick", "--out", &o, "--slurm"]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let script = std::fs::read_to_string(out.join("ablate.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-1") && script.contains("--only-seed \"$SLURM_ARRAY_TASK_ID\""));
+    assert!(!out.join("results.jsonl").exists(), "--slurm only writes the job");
+    // What task 1 of the array runs (the #SBATCH lines are comments to bash).
+    let task = Command::new("bash").arg(out.join("ablate.sbatch")).env("SLURM_ARRAY_TASK_ID", "1").output().unwrap();
+    assert!(task.status.success(), "{}", String::from_utf8_lossy(&task.stderr));
+    let lines = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(lines.contains("\"seed\":1") && lines.contains("\"status\":\"ok\""), "{lines}");
 }

@@ -13,6 +13,8 @@ use crate::DataError;
 pub struct FileLock {
     _file: File,
     path: PathBuf,
+    /// Whether releasing removes the file (not for waited locks: a waiter holds the same file open).
+    remove: bool,
 }
 
 impl FileLock {
@@ -44,7 +46,16 @@ impl FileLock {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(FileLock { _file: file, path: path.into() })
+        Ok(FileLock { _file: file, path: path.into(), remove: true })
+    }
+
+    /// Wait until the lock file `path` (created if missing) is free, then hold it: short critical sections that
+    /// several processes take in turn (appending a result line). The file stays when released.
+    pub fn wait(path: &Path) -> Result<Self, DataError> {
+        let io = |e| DataError::io(path, e);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(FileLock { _file: file, path: path.into(), remove: false })
     }
 
     /// The lock file.
@@ -57,7 +68,9 @@ impl Drop for FileLock {
     /// The file goes while the lock is still held (a process that opened it meanwhile fails its `try_lock`);
     /// a killed process leaves it behind, unlocked, for the next holder to reuse.
     fn drop(&mut self) {
-        std::fs::remove_file(&self.path).ok();
+        if self.remove {
+            std::fs::remove_file(&self.path).ok();
+        }
     }
 }
 

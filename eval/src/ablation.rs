@@ -69,6 +69,9 @@ pub fn read_results(path: &Path) -> Result<Vec<RunResult>, EvalError> {
 /// Record `run` in `results.jsonl`, replacing an earlier line of the same variant and seed; the file is
 /// rewritten atomically, so a killed sweep never leaves half a line.
 pub fn record_result(path: &Path, run: &RunResult) -> Result<(), EvalError> {
+    // Parallel runs record in turn: read, add, rewrite under one lock.
+    let _turn = repic_data::lock::FileLock::wait(&path.with_extension("lock"))
+        .map_err(|e| EvalError::Write { path: path.into(), msg: e.to_string() })?;
     let mut all = read_results(path)?;
     all.retain(|r| !(r.variant == run.variant && r.seed == run.seed));
     all.push(run.clone());
