@@ -32,6 +32,18 @@ pub fn answer_correct(record: &Record, completion: &str, size: Option<(u32, u32)
     }
 }
 
+/// The IoU of a VLT answer's first box with the record's box (0 without a box; the same parsing and frame as
+/// the VLT rule), or `None` for records of other tasks.
+pub fn vlt_iou(record: &Record, completion: &str, size: Option<(u32, u32)>) -> Option<f64> {
+    let continuous = VltOptions { continuous: true, ..VltOptions::default() };
+    match (record.method, &record.solution) {
+        (Method::Iou, GroundTruth::Box(b)) => {
+            Some(f64::from(vlt_reward(completion, b, size, &continuous).unwrap_or(0.0)))
+        }
+        _ => None,
+    }
+}
+
 /// Whether each answer is right ([`answer_correct`]; `completions[i]` and `sizes[i]` belong to `records[i]`):
 /// the per-record view that accuracies and paired comparisons of two models are built on.
 pub fn record_correct(records: &[Record], completions: &[String], sizes: &[Option<(u32, u32)>]) -> Vec<Option<bool>> {
@@ -131,5 +143,9 @@ mod tests {
         assert_eq!(acc.vlt, Accuracy { correct: 1, total: 2 });
         assert!((acc.oct.percent() - 66.666).abs() < 0.01);
         assert_eq!(Accuracy::default().percent(), 0.0);
+        // [0, 0, 9, 10] against [0, 0, 10, 10]: 90 / 100 pixels; no box at all: 0; not a VLT record: None.
+        assert!((vlt_iou(&records[3], "[0, 0, 9, 10]", None).unwrap() - 0.9).abs() < 1e-6);
+        assert_eq!(vlt_iou(&records[4], "no box", None), Some(0.0));
+        assert_eq!(vlt_iou(&records[0], "yes", None), None);
     }
 }

@@ -10,7 +10,7 @@ use repic_models::Checkpoint;
 use serde::Serialize;
 
 use crate::EvalError;
-use crate::answers::{RecordAccuracy, record_correct};
+use crate::answers::{RecordAccuracy, record_correct, vlt_iou};
 use crate::caption_scorer::{official_recalled, score_name_aware, score_official};
 use crate::captioning::{CaptionOptions, caption_queries};
 use crate::runner::{AnswerOptions, answer_records};
@@ -40,12 +40,15 @@ pub struct HeldOutMetrics {
     pub oct_accuracy: f64,
     /// VLT accuracy (IoU >= 0.5) on held-out records.
     pub vlt_accuracy: f64,
+    /// Mean IoU of the VLT answers' first boxes (0 for an answer without one), percent.
+    #[serde(default)]
+    pub vlt_mean_iou: f64,
     /// Mean caption length in tokens.
     pub mean_length: f64,
 }
 
 /// The metric rows of a report: (key in [`HeldOutMetrics`] and `summary.json`, label in a table).
-pub const ROWS: [(&str, &str); 9] = [
+pub const ROWS: [(&str, &str); 10] = [
     ("precision", "caption precision (official)"),
     ("recall", "caption recall (official)"),
     ("f1", "caption F1 (official)"),
@@ -54,6 +57,7 @@ pub const ROWS: [(&str, &str); 9] = [
     ("name_aware_f1", "caption F1 (name-aware)"),
     ("oct_accuracy", "OCT accuracy"),
     ("vlt_accuracy", "VLT accuracy (IoU >= 0.5)"),
+    ("vlt_mean_iou", "VLT mean IoU (%)"),
     ("mean_length", "mean caption length (tokens)"),
 ];
 
@@ -107,7 +111,11 @@ pub fn evaluate_held_out<B: Backend>(
         .collect();
     let answers =
         answer_records(ckpt, &records, data, AnswerOptions { seed: 0, max_new_tokens: 64, batch: 8 }, device)?;
-    let correct = record_correct(&records, &answers.texts(), &answers.sizes);
+    let texts = answers.texts();
+    let correct = record_correct(&records, &texts, &answers.sizes);
+    let ious: Vec<f64> =
+        records.iter().zip(&texts).zip(&answers.sizes).filter_map(|((r, t), s)| vlt_iou(r, t, *s)).collect();
+    let vlt_mean_iou = 100.0 * ious.iter().sum::<f64>() / ious.len().max(1) as f64;
     let acc = RecordAccuracy::from_correct(&records, &correct);
     let oct_correct = records.iter().zip(correct).map(|(r, ok)| ok.filter(|_| r.method == Method::YesNo)).collect();
     let (precision, recall, f1) = official.rounded();
@@ -121,6 +129,7 @@ pub fn evaluate_held_out<B: Backend>(
         name_aware_f1,
         oct_accuracy: acc.oct.percent(),
         vlt_accuracy: acc.vlt.percent(),
+        vlt_mean_iou,
         mean_length: caps.mean_length(),
     };
     Ok(HeldOut { metrics, oct_correct, names_recalled })
