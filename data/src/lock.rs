@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 use crate::DataError;
 
+/// This machine's host name (empty where the system does not say), as lock files and log file names give it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string()
+}
+
 /// A held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct FileLock {
@@ -40,8 +45,7 @@ impl FileLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let me = format!("process {} on {}", std::process::id(), host.trim());
+        let me = format!("process {} on {}", std::process::id(), host_name());
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;
@@ -94,11 +98,7 @@ mod tests {
         let again = FileLock::acquire(&lock, &run).unwrap();
         assert_eq!(
             std::fs::read_to_string(again.path()).unwrap(),
-            format!(
-                "process {} on {}",
-                std::process::id(),
-                std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()
-            )
+            format!("process {} on {}", std::process::id(), host_name())
         );
     }
 }

@@ -66,8 +66,8 @@ impl EventWriter {
     pub fn create(dir: &Path) -> Result<Self, TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::Io { path: dir.into(), source: e })?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let host: String =
+            repic_data::lock::host_name().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
         let host = if host.is_empty() { "repic".to_string() } else { host };
         let (path, file) = (0u32..)
             .map(|n| {

@@ -262,16 +262,18 @@ impl ProcessorConfig {
     /// than `max_decode_pixels` are refused from their header, before decoding.
     pub fn process_file(&self, path: &Path) -> Result<ProcessedImage, ModelError> {
         let bad = |msg: String| ModelError::Image { path: path.into(), msg };
-        let open =
-            || image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| bad(e.to_string()));
-        let (w, h) = open()?.into_dimensions().map_err(|e| bad(format!("not a readable image ({e})")))?;
+        // One reader: its decoder knows the size from the header before any pixel is read.
+        let reader =
+            image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| bad(e.to_string()))?;
+        let decoder = reader.into_decoder().map_err(|e| bad(format!("not a readable image ({e})")))?;
+        let (w, h) = image::ImageDecoder::dimensions(&decoder);
         if (w as usize) * (h as usize) > self.max_decode_pixels {
             return Err(bad(format!(
                 "{w} x {h} pixels is more than the {} this processor decodes (max_decode_pixels)",
                 self.max_decode_pixels
             )));
         }
-        let img = open()?.decode().map_err(|e| bad(e.to_string()))?;
+        let img = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
         self.process(&img.to_rgb8()).map_err(|msg| ModelError::Image { path: path.into(), msg })
     }
 }
