@@ -144,8 +144,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let results = a.out.join("results.jsonl");
     let mut pending: Vec<(&Variant, u64)> = Vec::new();
+    let done = read_results(&results)?;
     for &seed in &seeds {
-        let done = read_results(&results)?;
         let todo: Vec<&Variant> = variants
             .iter()
             .filter(|v| !done.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok()))
@@ -259,33 +259,28 @@ fn run_variant(a: &Args, v: &Variant, seed: u64) -> anyhow::Result<()> {
     let dev = default_device();
     let outcome = one_run(&base, &named, &sets, &run_dir, &data, &dev);
     let seconds = start.elapsed().as_secs_f64();
-    let machine = Machine::here().to_string();
-    let line = match outcome {
-        Ok((held, hash)) => RunResult {
-            variant: v.name.clone(),
-            seed,
-            status: "ok".into(),
-            error: None,
-            metrics: Some(held.metrics),
-            oct_correct: held.oct_correct,
-            names_recalled: held.names_recalled,
-            seconds,
-            config_hash: hash,
-            machine,
-        },
-        Err(e) => RunResult {
-            variant: v.name.clone(),
-            seed,
-            status: "failed".into(),
-            error: Some(format!("{e:#}")),
-            metrics: None,
-            oct_correct: Vec::new(),
-            names_recalled: Vec::new(),
-            seconds,
-            config_hash: String::new(),
-            machine,
-        },
+    let mut line = RunResult {
+        variant: v.name.clone(),
+        seed,
+        status: "failed".into(),
+        error: None,
+        metrics: None,
+        oct_correct: Vec::new(),
+        names_recalled: Vec::new(),
+        seconds,
+        config_hash: String::new(),
+        machine: Machine::here().to_string(),
     };
+    match outcome {
+        Ok((held, hash)) => {
+            line.status = "ok".into();
+            line.metrics = Some(held.metrics);
+            line.oct_correct = held.oct_correct;
+            line.names_recalled = held.names_recalled;
+            line.config_hash = hash;
+        }
+        Err(e) => line.error = Some(format!("{e:#}")),
+    }
     match &line.error {
         None => println!("{} seed {seed}: done in {seconds:.0} s", v.name),
         Some(e) => println!("{} seed {seed}: FAILED after {seconds:.0} s: {e}", v.name),

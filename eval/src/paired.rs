@@ -122,8 +122,9 @@ pub fn compare_verdicts(
         }
     }
     by_task.sort_keys();
-    let percent =
-        |v: &[Option<bool>]| 100.0 * v.iter().filter(|x| **x == Some(true)).count() as f64 / v.len().max(1) as f64;
+    let percent = |v: &[Option<bool>]| {
+        crate::Accuracy { correct: v.iter().filter(|x| **x == Some(true)).count(), total: v.len() }.percent()
+    };
     by_task
         .into_iter()
         .map(|(task, (b, a))| {

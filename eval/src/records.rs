@@ -24,7 +24,7 @@ pub struct TaskSummary {
 impl TaskSummary {
     /// Share correct in percent.
     pub fn percent_correct(&self) -> f64 {
-        100.0 * self.correct as f64 / self.records.max(1) as f64
+        crate::Accuracy { correct: self.correct, total: self.records }.percent()
     }
 }
 
