@@ -90,6 +90,9 @@ pub struct ConceptDb {
     /// Reference image path -> concept key, kept as the file has it (paths may be spelled differently there).
     #[serde(default)]
     pub path_to_concept: IndexMap<String, String>,
+    /// Top-level keys we do not interpret, kept for round trips.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn same_path(a: &str, b: &str) -> bool {

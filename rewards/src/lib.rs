@@ -36,4 +36,4 @@ pub use prefer::{
     profile_similarity,
 };
 pub use set::{BUILTIN, NAMED_SETS, Reward, RewardSet, SampleScore, builtin_reward};
-pub use vlt::{BoxXyxy, iou, parse_box, vlt_reward};
+pub use vlt::{BoxXyxy, from_norm1000, iou, parse_box, parse_boxes, vlt_reward};

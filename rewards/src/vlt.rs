@@ -29,6 +29,20 @@ pub fn parse_box(text: &str, anchor: VltAnchor) -> Option<BoxXyxy> {
     Some(out)
 }
 
+/// Every box of non-negative integers `[x1, y1, x2, y2]` in `text`, in order (a grounding answer may name
+/// several objects).
+pub fn parse_boxes(text: &str) -> Vec<BoxXyxy> {
+    BARE.captures_iter(text)
+        .filter_map(|c| {
+            let mut out = [0.0; 4];
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = c[i + 1].parse::<f64>().ok()?;
+            }
+            Some(out)
+        })
+        .collect()
+}
+
 /// IoU exactly as the RePIC reference computes it (inclusive intersection, exclusive areas, union >= 1).
 pub fn iou(a: &BoxXyxy, b: &BoxXyxy) -> f64 {
     let ix1 = a[0].max(b[0]);
@@ -41,8 +55,8 @@ pub fn iou(a: &BoxXyxy, b: &BoxXyxy) -> f64 {
     inter / union
 }
 
-/// Scale a 0..1000 box to pixels of a `width` x `height` image, rounding to whole pixels.
-fn from_norm1000(b: &BoxXyxy, (width, height): (u32, u32)) -> BoxXyxy {
+/// Scale a 0..1000 box (Qwen2-VL's grounding frame) to pixels of a `width` x `height` image, rounding to whole pixels.
+pub fn from_norm1000(b: &BoxXyxy, (width, height): (u32, u32)) -> BoxXyxy {
     let (w, h) = (f64::from(width), f64::from(height));
     [(b[0] * w / 1000.0).round(), (b[1] * h / 1000.0).round(), (b[2] * w / 1000.0).round(), (b[3] * h / 1000.0).round()]
 }
