@@ -5,6 +5,7 @@ mod ablate;
 mod bench;
 mod compare;
 mod data_cmd;
+mod db;
 mod demo;
 mod eval_cmd;
 mod export;
@@ -12,6 +13,7 @@ mod generate;
 mod machine;
 mod plot;
 mod prompt;
+mod retrieve;
 mod score;
 mod synth;
 mod train;
@@ -56,6 +58,11 @@ enum Command {
     Ablate(ablate::Args),
     /// Redraw a training run's plot (rewards, KL and loss over steps) from its metrics.jsonl.
     Plot(plot::Args),
+    /// The concept store: create, import/export database.json, add, edit, remove, list, embed.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Retrieve concepts for a query image and text (RAP: names first, then nearest images; or R2P).
+    Retrieve(retrieve::Args),
     /// Inspect and convert RePIC record files.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -80,6 +87,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
         Command::Data(c) => data_cmd::run(c),
+        Command::Db(c) => db::run(c),
+        Command::Retrieve(a) => retrieve::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),

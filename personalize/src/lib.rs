@@ -2,14 +2,18 @@
 //! embeddings; RAP/R2P `database.json` in and out), the CLIP retrieval encoder, RAP's and R2P's retrieval, and
 //! the prompts that put retrieved concepts in front of the VLM.
 
+pub mod crops;
 mod encoder;
 mod error;
 pub mod retrieve;
+mod retriever;
 pub mod store;
 
+pub use crops::{CropBox, CropSource, crop_boxes, cut};
 pub use encoder::{Encoder, SyncReport, encoder_id, encoder_stamp, open_rgb, sync_embeddings};
 pub use error::{PersonalizeError, Result};
 pub use retrieve::{KeyIndex, Reference, RetrieveOptions, Via, name_matches};
+pub use retriever::{Retrieval, Retriever};
 pub use store::{
     ConceptEdit, ConceptStore, EmbeddingKind, EncoderRef, ImageMode, ImportOptions, ImportReport, NewConcept,
     SqliteStore, StoredConcept, StoredImage,
