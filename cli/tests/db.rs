@@ -1,0 +1,95 @@
+//! `repic db` and `repic retrieve` end to end on the retrieval fixture and the tiny CLIP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repic(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_repic")).args(args).env_remove("RUST_LOG").output().expect("run repic")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = repic(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = repic(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn root(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel).to_string_lossy().into_owned()
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_store_from_init_to_retrieval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("store"));
+    let fixture = root("personalize/tests/fixtures/retrieval");
+    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
+    let out = ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    assert!(out.contains("imported 8 new and 0 replaced concepts, 8 images"), "{out}");
+    assert_eq!(ok(&["db", "list", &store]).lines().count(), 8);
+
+    // RAP retrieval as JSON: the key in the text first, then the nearest images.
+    let q = format!("{fixture}/query1.png");
+    let out = ok(&["retrieve", "--db", &store, "--image", &q, "--text", "Is <c7> here?", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{v}");
+    assert_eq!(results[0]["key"], "<c7>");
+    assert_eq!(results[0]["by"], "name");
+    assert!(results[0]["score"].is_null());
+    for r in &results[1..] {
+        assert_eq!(r["by"], "image");
+        assert!(r["score"].as_f64().unwrap() > 0.9 && r["image"].as_str().unwrap().ends_with(".png"));
+    }
+    let r2p: Value = serde_json::from_str(&ok(&["retrieve", "--db", &store, "--image", &q, "--r2p", "--top-k", "3", "--json"])).unwrap();
+    assert_eq!(r2p["results"].as_array().unwrap().len(), 3);
+
+    // Add, edit (a malformed fingerprint is refused and changes nothing), remove, export.
+    let img = format!("{fixture}/query0.png");
+    ok(&["db", "add", &store, "--key", "<new>", "--image", &img, "--info", "a new thing", "--category", "toy"]);
+    let bad = dir.path().join("fp.json");
+    std::fs::write(&bad, r#"{"general": "x", "category": "y", "distinct features": "not a list"}"#).unwrap();
+    let before = ok(&["db", "list", &store, "--json"]);
+    let e = fails(&["db", "edit", &store, "<new>", "--fingerprint-json", &s(&bad)]);
+    assert!(e.contains("fp.json:1: not an R2P fingerprint"), "{e}");
+    assert_eq!(ok(&["db", "list", &store, "--json"]), before);
+    let good = dir.path().join("fp2.json");
+    std::fs::write(&good, r#"{"general": "A toy.", "category": "toy", "distinct features": ["red"]}"#).unwrap();
+    ok(&["db", "edit", &store, "<new>", "--fingerprint-json", &s(&good), "--name", "New"]);
+    let list = ok(&["db", "list", &store, "--json"]);
+    let new: Value = serde_json::from_str(list.lines().last().unwrap()).unwrap();
+    assert_eq!(new["name"], "New");
+    assert_eq!(new["fingerprint"], true);
+    assert!(fails(&["db", "rm", &store, "<nope>"]).contains("no concept <nope> in the store"));
+    assert!(fails(&["db", "add", &store, "--key", "<new>", "--image", &img]).contains("<new> is already in the store"));
+    ok(&["db", "rm", &store, "<new>"]);
+    let out = dir.path().join("out/database.json");
+    ok(&["db", "export", &store, &s(&out), "--images"]);
+    let a: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(format!("{fixture}/database.json")).unwrap()).unwrap();
+    assert_eq!(a, b);
+    assert!(dir.path().join("out/ref3.png").is_file());
+}
+
+#[test]
+fn bad_stores_and_arguments_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("nothing"));
+    assert!(fails(&["db", "list", &store]).contains("is not a concept store (no concepts.sqlite)"));
+    ok(&["db", "init", &store]);
+    let e = fails(&["retrieve", "--db", &store, "--text", "x"]);
+    assert!(e.contains("names no encoder"), "{e}");
+    let e = fails(&["db", "edit", &store, "<a>"]);
+    assert!(e.contains("nothing to change"), "{e}");
+}
