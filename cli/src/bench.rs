@@ -18,6 +18,8 @@ use repic_models::{
 pub enum BenchCommand {
     /// Tokens per second of generation (batch or group), one image prompt by default.
     Generate(Args),
+    /// Latency of one retrieval query against 1k, 10k and 100k concepts (synthetic embeddings).
+    Retrieve(crate::bench_retrieve::Args),
 }
 
 /// Arguments of `repic bench generate`.
@@ -80,6 +82,7 @@ fn recompute(ckpt: &Checkpoint<Backend>, input: &VlInput, n: usize) -> anyhow::R
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Generate(a) => generate(a),
+        BenchCommand::Retrieve(a) => crate::bench_retrieve::run(a),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod ablate;
 mod bench;
+mod bench_retrieve;
 mod compare;
 mod data_cmd;
 mod db;
