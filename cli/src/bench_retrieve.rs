@@ -8,7 +8,9 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use repic_models::{DefaultBackend as Backend, default_device as device};
-use repic_personalize::{ConceptStore, EmbeddingKind, KeyIndex, RetrieveOptions, SqliteStore, StoredConcept, StoredImage};
+use repic_personalize::{
+    ConceptStore, EmbeddingKind, KeyIndex, RetrieveOptions, SqliteStore, StoredConcept, StoredImage,
+};
 
 /// Arguments of `repic bench retrieve`.
 #[derive(clap::Args)]

@@ -2,6 +2,7 @@
 //! argument parsing, logging and progress; the work happens in the library crates.
 
 mod ablate;
+mod ask;
 mod bench;
 mod bench_retrieve;
 mod compare;
@@ -62,6 +63,8 @@ enum Command {
     /// The concept store: create, import/export database.json, add, edit, remove, list, embed.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Answer a question about an image with the concepts of a store (RAP retrieval + RePIC's prompt).
+    Ask(ask::Args),
     /// Retrieve concepts for a query image and text (RAP: names first, then nearest images; or R2P).
     Retrieve(retrieve::Args),
     /// Inspect and convert RePIC record files.
@@ -90,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(c) => data_cmd::run(c),
         Command::Db(c) => db::run(c),
         Command::Retrieve(a) => retrieve::run(a),
+        Command::Ask(a) => ask::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),

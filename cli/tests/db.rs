@@ -52,7 +52,9 @@ fn a_store_from_init_to_retrieval() {
         assert_eq!(r["by"], "image");
         assert!(r["score"].as_f64().unwrap() > 0.9 && r["image"].as_str().unwrap().ends_with(".png"));
     }
-    let r2p: Value = serde_json::from_str(&ok(&["retrieve", "--db", &store, "--image", &q, "--r2p", "--top-k", "3", "--json"])).unwrap();
+    let r2p: Value =
+        serde_json::from_str(&ok(&["retrieve", "--db", &store, "--image", &q, "--r2p", "--top-k", "3", "--json"]))
+            .unwrap();
     assert_eq!(r2p["results"].as_array().unwrap().len(), 3);
 
     // Add, edit (a malformed fingerprint is refused and changes nothing), remove, export.
@@ -92,4 +94,31 @@ fn bad_stores_and_arguments_are_named() {
     assert!(e.contains("names no encoder"), "{e}");
     let e = fails(&["db", "edit", &store, "<a>"]);
     assert!(e.contains("nothing to change"), "{e}");
+}
+
+#[test]
+fn ask_puts_the_retrieved_concepts_into_repics_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("store"));
+    let fixture = root("personalize/tests/fixtures/retrieval");
+    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
+    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    let q = format!("{fixture}/query2.png");
+    let model = root("models/tests/fixtures/qwen2_vl");
+    let args = ["ask", "--model", &model, "--db", &store, "--image", &q, "--max-new-tokens", "4", "--json"];
+    let mut with_name = args.to_vec();
+    with_name.push("Is <c1> in this image?");
+    let v: Value = serde_json::from_str(&ok(&with_name)).unwrap();
+    let refs = v["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 2, "{v}");
+    assert_eq!(refs[0]["key"], "<c1>");
+    let image_ref = refs[1]["key"].as_str().unwrap();
+    let prompt = v["prompt"].as_str().unwrap();
+    let one = prompt.find("1. Name: <c1>, Info: a red ball\n").expect("first reference line");
+    let two = prompt.find(&format!("2. Name: {image_ref}, Info: ")).expect("second reference line");
+    let query = prompt.find("This is the query image. Is <c1> in this image?").expect("question");
+    assert!(one < two && two < query, "{prompt}");
+    // Three images: two references and the query.
+    assert_eq!(prompt.matches("<|vision_start|>").count(), 3, "{prompt}");
+    assert!(v["answer"].is_string());
 }

@@ -31,7 +31,9 @@ pub use atomic::{write_atomic, write_json_atomic};
 pub use chat::{Message, Part, Role, chat_images};
 pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
-pub use prompt::{CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, caption_prompt, task_suffix};
+pub use prompt::{
+    CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, PromptReference, caption_prompt, reference_turn, task_suffix,
+};
 pub use queries::{
     CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, parse_caption_results,
     parse_query_list, save_query_list,

@@ -60,25 +60,59 @@ impl PromptBuilder {
 pub const CAPTION_SYSTEM: &str = "You are a captioning assistant. Your task is to generate an accurate caption for the \
 query image.\nBelow is additional information about the reference images.";
 
-/// The captioning prompt of RePIC's inference (data-and-eval.md): a system message, then for each concept k its
-/// reference image and `k. Name: <name>, Info: {info}`, then the query image and `This is the query image.
-/// {question}`. Image paths are as the database and the query list spell them.
+/// One reference concept in a personalized prompt: its key, the image that shows it (`None`: text only, for a
+/// concept whose image is not at hand) and its info.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromptReference {
+    /// Bracketed key, as the model was trained to name it.
+    pub key: String,
+    /// The reference image.
+    pub image: Option<String>,
+    /// Info text.
+    pub info: String,
+}
+
+/// RePIC's personalized user turn (data-and-eval.md): for each reference k its image and
+/// `k. Name: <key>, Info: {info}`, then the query image (if any) and `This is the query image. {question}`.
+/// Without references the turn is the query image and the question alone.
+pub fn reference_turn(refs: &[PromptReference], query_image: Option<&str>, question: &str) -> Message {
+    let mut content = Vec::new();
+    for (k, r) in refs.iter().enumerate() {
+        if let Some(img) = &r.image {
+            content.push(Part::Image(img.clone()));
+        }
+        content.push(Part::Text(format!("{}. Name: {}, Info: {}\n", k + 1, r.key, r.info)));
+    }
+    if let Some(q) = query_image {
+        content.push(Part::Image(q.to_string()));
+    }
+    let text = if refs.is_empty() { question.to_string() } else { format!("This is the query image. {question}") };
+    content.push(Part::Text(text));
+    Message { role: Role::User, content }
+}
+
+/// The captioning prompt of RePIC's inference: [`CAPTION_SYSTEM`], then [`reference_turn`] with each concept's
+/// first reference image from `db`. Image paths are as the database and the query list spell them.
 pub fn caption_prompt(
     db: &ConceptDb,
     concepts: &[String],
     query_image: &str,
     question: &str,
 ) -> Result<Vec<Message>, String> {
-    let mut content = Vec::new();
-    for (k, key) in concepts.iter().enumerate() {
+    let mut refs = Vec::new();
+    for key in concepts {
         let c = db.concept_dict.get(key).ok_or_else(|| format!("concept {key} is not in the database"))?;
         let image = c.image.paths().first().ok_or_else(|| format!("concept {key} has no image"))?;
-        content.push(Part::Image(image.clone()));
-        content.push(Part::Text(format!("{}. Name: {key}, Info: {}\n", k + 1, c.info.as_text())));
+        refs.push(PromptReference { key: key.clone(), image: Some(image.clone()), info: c.info.as_text() });
     }
-    content.push(Part::Image(query_image.to_string()));
-    content.push(Part::Text(format!("This is the query image. {question}")));
-    Ok(vec![Message::system(CAPTION_SYSTEM), Message { role: Role::User, content }])
+    let mut turn = reference_turn(&refs, Some(query_image), question);
+    if refs.is_empty() {
+        // RePIC's captioning prompt keeps its wording without references.
+        if let Some(Part::Text(t)) = turn.content.last_mut() {
+            *t = format!("This is the query image. {question}");
+        }
+    }
+    Ok(vec![Message::system(CAPTION_SYSTEM), turn])
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use image::RgbImage;
+use repic_data::PromptReference;
 use serde::Serialize;
 
 use crate::crops::{CropBox, CropSource, crop_boxes, cut};
@@ -24,6 +25,7 @@ pub struct Retrieval {
 pub struct Retriever<B: Backend> {
     encoder: Encoder<B>,
     index: KeyIndex<B>,
+    root: std::path::PathBuf,
 }
 
 impl<B: Backend> Retriever<B> {
@@ -50,7 +52,7 @@ impl<B: Backend> Retriever<B> {
         let encoder = Encoder::load(&dir, known.as_ref(), device)?;
         let report = sync_embeddings(store, &encoder, progress)?;
         let index = KeyIndex::load(store, &encoder.reference().id, encoder.dim(), device)?;
-        Ok((Retriever { encoder, index }, report))
+        Ok((Retriever { encoder, index, root: store.root().to_path_buf() }, report))
     }
 
     /// The keys.
@@ -77,6 +79,20 @@ impl<B: Backend> Retriever<B> {
             _ => None,
         };
         Ok(Retrieval { results: self.index.rap(embeds, text, opts)?, crops: boxes })
+    }
+
+    /// The prompt entries of `refs` (RePIC's format, [`repic_data::reference_turn`]): each concept's key, the
+    /// store's copy of the image that was matched (or its first image for a name match) and its description. A
+    /// concept imported without image files goes in as text only.
+    pub fn prompt_references(&self, refs: &[Reference]) -> Vec<PromptReference> {
+        refs.iter()
+            .filter_map(|r| {
+                let c = self.index.concepts().iter().find(|c| c.key == r.key)?;
+                let img = c.images.iter().find(|i| i.path == r.image).or(c.images.first());
+                let image = img.and_then(|i| i.file.as_ref()).map(|f| self.root.join(f).to_string_lossy().into_owned());
+                Some(PromptReference { key: c.key.clone(), image, info: c.info_text() })
+            })
+            .collect()
     }
 
     /// R2P's shortlist of `k` for `image`.
