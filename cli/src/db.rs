@@ -101,8 +101,15 @@ pub struct AddArgs {
     #[arg(long, default_value = "")]
     info: String,
     /// An R2P fingerprint as a JSON file (`{"general", "category", "distinct features"}`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fingerprint")]
     fingerprint_json: Option<PathBuf>,
+    /// Extract the R2P fingerprint with the VLM `--model` from the first image (an unreadable answer is an
+    /// error, and nothing is added).
+    #[arg(long, requires = "model")]
+    fingerprint: bool,
+    /// The VLM for `--fingerprint` (model folder, PEFT adapter, checkpoint or run folder).
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// `repic db edit`.
@@ -210,7 +217,17 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
         }
         DbCommand::Add(a) => {
             let mut s = SqliteStore::open(&a.store)?;
-            let fingerprint = a.fingerprint_json.as_deref().map(read_fingerprint).transpose()?;
+            let mut fingerprint = a.fingerprint_json.as_deref().map(read_fingerprint).transpose()?;
+            if a.fingerprint {
+                let model = a.model.as_deref().expect("clap requires --model with --fingerprint");
+                let ckpt = crate::prompt::load_model(model, None)?;
+                let name = if a.name.is_empty() { a.key.clone() } else { a.name.clone() };
+                let cat = a.category.as_deref().unwrap_or("object");
+                let f =
+                    repic_personalize::r2p::extract_fingerprint(&ckpt, &a.images[0], cat, &name, &default_device())?;
+                eprintln!("fingerprint: {}", serde_json::to_string(&f)?);
+                fingerprint = Some(f);
+            }
             let c = NewConcept {
                 key: a.key,
                 name: a.name,

@@ -15,6 +15,7 @@ mod generate;
 mod machine;
 mod plot;
 mod prompt;
+mod recognize;
 mod retrieve;
 mod score;
 mod synth;
@@ -65,6 +66,8 @@ enum Command {
     Db(db::DbCommand),
     /// Answer a question about an image with the concepts of a store (RAP retrieval + RePIC's prompt).
     Ask(ask::Args),
+    /// Which concept of a store is in an image (R2P: shortlist, reasoning, verification, pairwise), with its trace.
+    Recognize(recognize::Args),
     /// Retrieve concepts for a query image and text (RAP: names first, then nearest images; or R2P).
     Retrieve(retrieve::Args),
     /// Inspect and convert RePIC record files.
@@ -94,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(c) => db::run(c),
         Command::Retrieve(a) => retrieve::run(a),
         Command::Ask(a) => ask::run(a),
+        Command::Recognize(a) => recognize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),

@@ -122,3 +122,47 @@ fn ask_puts_the_retrieved_concepts_into_repics_prompt() {
     assert_eq!(prompt.matches("<|vision_start|>").count(), 3, "{prompt}");
     assert!(v["answer"].is_string());
 }
+
+#[test]
+fn recognize_and_fingerprint_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("store"));
+    let fixture = root("personalize/tests/fixtures/retrieval");
+    let model = root("models/tests/fixtures/qwen2_vl");
+    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
+    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    let q = format!("{fixture}/query3.png");
+    let v: Value = serde_json::from_str(&ok(&[
+        "recognize",
+        "--model",
+        &model,
+        "--db",
+        &store,
+        "--image",
+        &q,
+        "--max-new-tokens",
+        "6",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["decided_by"], "retrieval", "{v}");
+    assert_eq!(v["key"], v["shortlist"][0]["key"]);
+    // The random model cannot write a fingerprint: the add fails, names why, and adds nothing.
+    let before = ok(&["db", "list", &store]);
+    let e = fails(&[
+        "db",
+        "add",
+        &store,
+        "--key",
+        "<z>",
+        "--image",
+        &q,
+        "--category",
+        "toy",
+        "--fingerprint",
+        "--model",
+        &model,
+    ]);
+    assert!(e.contains("fingerprint of <z>:") && e.contains("the model answered"), "{e}");
+    assert_eq!(ok(&["db", "list", &store]), before);
+}

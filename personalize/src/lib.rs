@@ -5,9 +5,11 @@
 pub mod crops;
 mod encoder;
 mod error;
+pub mod r2p;
 pub mod retrieve;
 mod retriever;
 pub mod store;
+mod vlm;
 
 pub use crops::{CropBox, CropSource, crop_boxes, cut};
 pub use encoder::{Encoder, SyncReport, encoder_id, encoder_stamp, open_rgb, sync_embeddings};
@@ -18,3 +20,4 @@ pub use store::{
     ConceptEdit, ConceptStore, EmbeddingKind, EncoderRef, ImageMode, ImportOptions, ImportReport, NewConcept,
     SqliteStore, StoredConcept, StoredImage,
 };
+pub use vlm::{greedy, option_probs};

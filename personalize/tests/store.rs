@@ -132,6 +132,9 @@ fn a_missing_or_broken_image_fails_the_whole_import() {
     }
 }
 
+/// One change to try on a store.
+type Edit<'a> = dyn Fn(&mut SqliteStore) -> Result<(), PersonalizeError> + 'a;
+
 #[test]
 fn edits_are_checked_and_leave_the_store_as_it_was_on_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +154,7 @@ fn edits_are_checked_and_leave_the_store_as_it_was_on_error() {
     let before = snapshot(&store);
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "hello").unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut SqliteStore) -> Result<(), PersonalizeError>>, &str)> = vec![
+    let cases: Vec<(Box<Edit<'_>>, &str)> = vec![
         (Box::new(|s| s.add(&bo).map(drop)), "concept <bo> is already in the store"),
         (Box::new(|s| s.remove("<nope>").map(drop)), "no concept <nope> in the store"),
         (
