@@ -12,18 +12,22 @@ use repic_models::default_device;
 use repic_rewards::{RewardConfig, RewardSet};
 use repic_trainer::TrainConfig;
 
-/// Arguments of `repic eval`.
+/// Arguments of `repic eval`: records (no subcommand), or a store-backed benchmark.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    /// A personalization benchmark with a concept store (without one: the records given by --records).
+    #[command(subcommand)]
+    task: Option<crate::eval_store::Task>,
     /// Model folder, PEFT adapter folder, a run's checkpoint-N/ or a run folder (its newest checkpoint).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required = true)]
+    model: Option<PathBuf>,
     /// A PEFT LoRA adapter folder to load on top of the checkpoint.
     #[arg(long)]
     adapter: Option<PathBuf>,
     /// Records (RePIC JSON / JSONL).
-    #[arg(long)]
-    records: PathBuf,
+    #[arg(long, required = true)]
+    records: Option<PathBuf>,
     /// Folder the records' image paths are relative to (default: the records file's folder).
     #[arg(long)]
     image_root: Option<PathBuf>,
@@ -52,23 +56,30 @@ pub struct Args {
 
 /// Run `repic eval`.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(task) = a.task {
+        return crate::eval_store::run(task);
+    }
+    let (Some(model), Some(records_file)) = (a.model, a.records) else {
+        anyhow::bail!("repic eval needs --model and --records (or a subcommand: caption, recognition, preference)");
+    };
     let reward_cfg = match &a.config {
         Some(p) => TrainConfig::load(p, &[])?.rewards,
         None => RewardConfig::default(),
     };
     let rewards = RewardSet::from_config(&reward_cfg)?;
-    let mut records = load_records(&a.records)?;
+    let mut records = load_records(&records_file)?;
     records.truncate(a.limit.unwrap_or(records.len()));
     let root = match a.image_root {
         Some(r) => r,
-        None => a.records.parent().map(PathBuf::from).unwrap_or_default(),
+        None => records_file.parent().map(PathBuf::from).unwrap_or_default(),
     };
     let dev = default_device();
-    let ckpt = crate::prompt::load_model(&a.model, a.adapter.as_deref())?;
-    let opts = AnswerOptions { seed: a.seed, max_new_tokens: a.max_new_tokens, batch: a.batch };
+    let ckpt = crate::prompt::load_model(&model, a.adapter.as_deref())?;
+    let opts =
+        AnswerOptions { seed: a.seed, max_new_tokens: a.max_new_tokens, batch: a.batch, repetition_penalty: 1.0 };
     let answers =
-        answer_records(&ckpt, &records, &root, opts, &dev).with_context(|| format!("{}", a.records.display()))?;
-    let report = score_answers(&records, &answers, &rewards).with_context(|| format!("{}", a.records.display()))?;
+        answer_records(&ckpt, &records, &root, opts, &dev).with_context(|| format!("{}", records_file.display()))?;
+    let report = score_answers(&records, &answers, &rewards).with_context(|| format!("{}", records_file.display()))?;
     if let Some(out) = &a.out {
         let mut lines = String::new();
         for row in &report.rows {

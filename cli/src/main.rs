@@ -10,10 +10,12 @@ mod data_cmd;
 mod db;
 mod demo;
 mod eval_cmd;
+mod eval_store;
 mod export;
 mod generate;
 mod machine;
 mod plot;
+mod prefer;
 mod prompt;
 mod recognize;
 mod retrieve;
@@ -68,6 +70,8 @@ enum Command {
     Ask(ask::Args),
     /// Which concept of a store is in an image (R2P: shortlist, reasoning, verification, pairwise), with its trace.
     Recognize(recognize::Args),
+    /// PreferThinker: which of two images a user prefers, from images they like and dislike.
+    Prefer(prefer::Args),
     /// Retrieve concepts for a query image and text (RAP: names first, then nearest images; or R2P).
     Retrieve(retrieve::Args),
     /// Inspect and convert RePIC record files.
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(c) => db::run(c),
         Command::Retrieve(a) => retrieve::run(a),
         Command::Ask(a) => ask::run(a),
+        Command::Prefer(a) => prefer::run(a),
         Command::Recognize(a) => recognize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Export(a) => export::run(a),

@@ -166,3 +166,86 @@ fn recognize_and_fingerprint_extraction() {
     assert!(e.contains("fingerprint of <z>:") && e.contains("the model answered"), "{e}");
     assert_eq!(ok(&["db", "list", &store]), before);
 }
+
+#[test]
+fn store_benchmarks_and_preference_run_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("store"));
+    let fixture = root("personalize/tests/fixtures/retrieval");
+    let model = root("models/tests/fixtures/qwen2_vl");
+    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
+    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    let queries = dir.path().join("queries.json");
+    std::fs::write(&queries, r#"{"query0.png": ["<c0>"], "query1.png": ["<c2>", "<c4>"]}"#).unwrap();
+    let (q, f) = (s(&queries), fixture.clone());
+    let common = ["--model", &model, "--db", &store, "--queries", &q, "--image-root", &f, "--json"];
+    let out = dir.path().join("captions.json");
+    let mut args = vec!["eval", "caption", "--top-k", "2", "--max-new-tokens", "4", "--out"];
+    let out_s = s(&out);
+    args.push(&out_s);
+    args.extend(common);
+    let v: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(v["queries"], 2);
+    assert_eq!(v["official"]["slots"], 3);
+    let r = v["retrieval_recall"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&r));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(results[1][1], serde_json::json!(["<c2>", "<c4>"]));
+    let mut skip = vec!["eval", "caption", "--skip-retrieval", "--max-new-tokens", "4"];
+    skip.extend(common);
+    let v: Value = serde_json::from_str(&ok(&skip)).unwrap();
+    assert_eq!(v["retrieval_recall"], 100.0);
+    let mut neither = vec!["eval", "caption"];
+    neither.extend(common);
+    assert!(fails(&neither).contains("give --skip-retrieval or --top-k K"));
+
+    let mut rec = vec!["eval", "recognition", "--negatives", "1"];
+    rec.extend(common);
+    let v: Value = serde_json::from_str(&ok(&rec)).unwrap();
+    assert_eq!(v["items"], 3 + 2);
+    let w = v["weighted"].as_f64().unwrap();
+    assert!((w - 0.5 * (v["positives"].as_f64().unwrap() + v["negatives"].as_f64().unwrap())).abs() < 1e-9);
+
+    // PreferThinker on the random model: the answer is reported malformed, as JSON and as an error.
+    let img = |i: usize| format!("{fixture}/ref{i}.png");
+    let (p1, n1, a, b) = (img(0), img(1), img(2), img(3));
+    let prefer = [
+        "prefer",
+        "--model",
+        &model,
+        "--preferred",
+        &p1,
+        "--non-preferred",
+        &n1,
+        "--a",
+        &a,
+        "--b",
+        &b,
+        "--max-new-tokens",
+        "8",
+    ];
+    let mut json = prefer.to_vec();
+    json.push("--json");
+    let v: Value = serde_json::from_str(&ok(&json)).unwrap();
+    assert!(v["assessment"].is_null());
+    assert!(v["malformed"].as_str().unwrap().contains("does not follow the grammar"));
+    assert!(fails(&prefer).contains("the answer is malformed"));
+    let records = dir.path().join("prefs.jsonl");
+    let line = serde_json::json!({"image": [p1, n1, a, b], "problem": "Which image does the user prefer?",
+        "solution": "Image A", "accu_reward_method": "preference"});
+    std::fs::write(&records, format!("{line}\n{line}\n")).unwrap();
+    let v: Value = serde_json::from_str(&ok(&[
+        "eval",
+        "preference",
+        "--model",
+        &model,
+        "--records",
+        &s(&records),
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["records"], 2);
+    assert_eq!(v["malformed"], 100.0);
+}

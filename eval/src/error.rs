@@ -15,6 +15,9 @@ pub enum EvalError {
     /// A data file is malformed.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The concept store or retrieval failed.
+    #[error(transparent)]
+    Personalize(#[from] repic_personalize::PersonalizeError),
     /// A reward function refused an answer.
     #[error(transparent)]
     Reward(#[from] RewardError),

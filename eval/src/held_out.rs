@@ -109,8 +109,13 @@ pub fn evaluate_held_out<B: Backend>(
         .into_iter()
         .filter(|r| matches!(r.method, Method::YesNo | Method::Iou))
         .collect();
-    let answers =
-        answer_records(ckpt, &records, data, AnswerOptions { seed: 0, max_new_tokens: 64, batch: 8 }, device)?;
+    let answers = answer_records(
+        ckpt,
+        &records,
+        data,
+        AnswerOptions { seed: 0, max_new_tokens: 64, batch: 8, repetition_penalty: 1.0 },
+        device,
+    )?;
     let texts = answers.texts();
     let correct = record_correct(&records, &texts, &answers.sizes);
     let ious: Vec<f64> =

@@ -29,6 +29,7 @@ pub mod captioning;
 mod error;
 pub mod held_out;
 pub mod paired;
+pub mod personalized;
 pub mod records;
 pub mod runner;
 

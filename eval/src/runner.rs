@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use repic_data::{PromptBuilder, Record};
-use repic_models::{Checkpoint, Engine, GenerateOptions, Generation, ModelError, VlInput};
+use repic_models::{Checkpoint, Engine, GenerateOptions, Generation, ModelError, SamplingOptions, VlInput};
 
 use crate::EvalError;
 
@@ -17,7 +17,20 @@ pub fn generate_greedy<B: Backend>(
     max_new_tokens: usize,
     batch: usize,
 ) -> Result<Vec<Generation>, ModelError> {
-    let opts = GenerateOptions { max_new_tokens, stop_tokens: stop_tokens.to_vec(), ..Default::default() };
+    generate_greedy_with(engine, inputs, stop_tokens, max_new_tokens, batch, 1.0)
+}
+
+/// [`generate_greedy`] with a repetition penalty.
+pub fn generate_greedy_with<B: Backend>(
+    engine: &Engine<'_, B>,
+    inputs: &[VlInput],
+    stop_tokens: &[u32],
+    max_new_tokens: usize,
+    batch: usize,
+    repetition_penalty: f64,
+) -> Result<Vec<Generation>, ModelError> {
+    let sampling = SamplingOptions { temperature: 0.0, repetition_penalty, ..Default::default() };
+    let opts = GenerateOptions { max_new_tokens, stop_tokens: stop_tokens.to_vec(), sampling, ..Default::default() };
     let mut out = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(batch.max(1)) {
         out.extend(engine.generate_batch(chunk, &opts)?);
@@ -50,6 +63,8 @@ pub struct AnswerOptions {
     pub max_new_tokens: usize,
     /// Prompts decoded together.
     pub batch: usize,
+    /// Repetition penalty (1: none; PreferThinker decodes with 1.15).
+    pub repetition_penalty: f64,
 }
 
 /// Greedy answers of `ckpt` to every record, each with its training prompt (RePIC's task suffix drawn from
@@ -71,6 +86,8 @@ pub fn answer_records<B: Backend>(
         sizes.push(prepared.sizes.last().copied());
         inputs.push(prepared.input);
     }
-    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, opts.max_new_tokens, opts.batch)?;
+    let engine = ckpt.engine(device);
+    let (stop, n, batch) = (&ckpt.stop_tokens, opts.max_new_tokens, opts.batch);
+    let gens = generate_greedy_with(&engine, &inputs, stop, n, batch, opts.repetition_penalty)?;
     Ok(Answers { gens, sizes })
 }
