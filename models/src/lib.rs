@@ -42,7 +42,7 @@ pub mod resize;
 pub use backend::{DefaultBackend, default_device};
 pub use chat_template::ChatTokenizer;
 pub use checkpoint::{Checkpoint, PreparedPrompt, sampling_defaults};
-pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer};
+pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, TowerConfig, save_clip};
 pub use engine::{
     CandidateScores, Engine, Finish, GenerateOptions, Generation, KvCache, SamplingOptions, ScoreOptions, Scored, SeqId,
 };

@@ -64,3 +64,25 @@ fn clip_matches_transformers() {
         assert!(c >= 0.9999, "text {i}: cosine {c}");
     }
 }
+
+#[test]
+fn a_saved_clip_loads_back_identical() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip");
+    let dev = Default::default();
+    let model = Clip::<B>::load(&dir, &dev).unwrap();
+    let proc = ClipProcessor::load(&dir).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let saved = out.path().join("clip");
+    repic_models::save_clip(&model, &proc, &dir.join("tokenizer.json"), None, &saved, false).unwrap();
+    let back = Clip::<B>::load(&saved, &dev).unwrap();
+    let px: Vec<f32> = proc.process(&image::open(dir.join("image0.png")).unwrap().to_rgb8());
+    let n = px.len();
+    let t = || Tensor::<B, 2>::from_data(TensorData::new(px.clone(), [1, n]), &dev);
+    let a = model.image_embeds(t()).into_data().to_vec::<f32>().unwrap();
+    let b = back.image_embeds(t()).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+    let tok = ClipTokenizer::load(&saved).unwrap();
+    let ids = tok.encode("a photo of a blue striped cube").unwrap();
+    assert_eq!(model.text_embed(&ids).unwrap().into_data(), back.text_embed(&ids).unwrap().into_data());
+    assert!(repic_models::save_clip(&model, &proc, &dir.join("tokenizer.json"), None, &saved, false).is_err());
+}

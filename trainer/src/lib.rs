@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod contrastive;
 mod error;
 pub mod grad_clip;
 pub mod grpo;

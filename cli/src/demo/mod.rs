@@ -3,6 +3,8 @@
 //! evaluation, GRPO with RePIC's rewards (configs/demo.toml), the same evaluation again, and a table of
 //! SFT-only vs SFT+GRPO on held-out queries (also `summary.json`).
 
+mod personalize;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -274,8 +276,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // The checkpoint folder holds the full model or the adapter (on the run's model, the SFT one).
     let grpo_ckpt = crate::prompt::load_model(&trained, None)?;
     let grpo = evaluate_held_out(&grpo_ckpt, &data, &a.out.join("captions_grpo.json"), &dev)?;
-    let seconds = start.elapsed().as_secs_f64();
-    report(&a.out, &sft, &grpo, seconds)?;
+    report(&a.out, &sft, &grpo, start.elapsed().as_secs_f64())?;
+    let personal = personalize::run_stage(&a.out, &data, &grpo_ckpt, a.quick, a.seed)?;
+    add_to_summary(&a.out, "personalize", personal, start.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+/// Add a later stage's figures under `key` to `summary.json`, with the run's seconds so far.
+fn add_to_summary(out: &Path, key: &str, value: serde_json::Value, seconds: f64) -> anyhow::Result<()> {
+    let path = out.join("summary.json");
+    let mut summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    summary[key] = value;
+    summary["seconds"] = seconds.into();
+    repic_data::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!("{seconds:.0} s in all; summary: {}", path.display());
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod config;
 mod model;
 mod processor;
+mod save;
 mod tokenizer;
 
 pub use config::{ClipConfig, TowerConfig};
@@ -12,4 +13,5 @@ pub use model::{
     Clip, ClipAttention, ClipEncoder, ClipLayer, ClipMlp, ClipText, ClipVision, TextEmbeddings, VisionEmbeddings,
 };
 pub use processor::{ClipProcessor, CropSize, ShortestEdge};
+pub use save::save_clip;
 pub use tokenizer::ClipTokenizer;
