@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use repic_data::reference_turn;
 use repic_models::{DefaultBackend as Backend, GenerateOptions, SamplingOptions, default_device as device};
+use repic_personalize::ground::ground;
 use repic_personalize::{CropSource, RetrieveOptions, Retriever, SqliteStore, open_rgb};
 
 use crate::prompt::load_model;
@@ -29,6 +30,10 @@ pub struct Args {
     /// References retrieved by image (name matches come on top). RAP: 1 for questions, 2 for captions.
     #[arg(long, default_value_t = 1)]
     top_k: usize,
+    /// Crop the query at the boxes the model itself gives for the store's categories (the VLM as RAP's
+    /// detector) instead of embedding the whole image.
+    #[arg(long, requires = "image")]
+    detect: bool,
     /// Minimum cosine of an image match.
     #[arg(long)]
     threshold: Option<f32>,
@@ -49,12 +54,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (bar, mut update) = crate::db::embed_bar();
     let (retriever, _) = Retriever::<Backend>::open(&mut store, None, &dev, &mut update)?;
     bar.finish_and_clear();
+    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
     let image = a.image.as_deref().map(open_rgb).transpose()?;
-    let found = retriever.rap(image.as_ref(), &a.question, &CropSource::Whole, &opts)?;
+    let grounding = match (&a.image, a.detect) {
+        (Some(path), true) => {
+            let mut cats: Vec<String> =
+                retriever.index().concepts().iter().filter_map(|c| c.category.clone()).collect();
+            cats.sort();
+            cats.dedup();
+            Some(ground(&ckpt, path, &cats, &dev)?)
+        }
+        _ => None,
+    };
+    let crops = grounding.as_ref().map_or(CropSource::Whole, |g| g.crops.clone());
+    let found = retriever.rap(image.as_ref(), &a.question, &crops, &opts)?;
     let refs = retriever.prompt_references(&found.results);
     let query = a.image.as_ref().map(|p| p.to_string_lossy().into_owned());
     let turn = reference_turn(&refs, query.as_deref(), &a.question);
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
     let prepared = ckpt.prepare(&[turn], Path::new(""))?;
     let gen_opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens,
@@ -64,7 +80,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let out = ckpt.engine(&dev).generate(&prepared.input, &gen_opts)?;
     if a.json {
-        let v = serde_json::json!({"answer": out.text, "references": found.results, "prompt": prepared.prompt});
+        let v = serde_json::json!({"answer": out.text, "references": found.results, "crops": found.crops,
+            "grounding": grounding.map(|g| g.answer), "prompt": prepared.prompt});
         println!("{v}");
     } else {
         for r in &found.results {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use repic_data::{Method, load_query_list, load_records};
 use repic_eval::captioning::CaptionOptions;
-use repic_eval::personalized::{References, caption_with_store, recognition, recognition_items};
+use repic_eval::personalized::{RecognitionPrompt, References, caption_with_store, recognition, recognition_items};
 use repic_eval::runner::{AnswerOptions, answer_records};
 use repic_eval::{CaseRule, Scorer, answer_correct, score_captions};
 use repic_models::{DefaultBackend as Backend, default_device as device};
@@ -89,6 +89,19 @@ pub struct RecognitionArgs {
     /// Seed of the negatives.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// How each item is asked: Yo'LLaVA's question after the concept as a reference, or RePIC's OCT
+    /// instruction (the form a RePIC-trained model has seen).
+    #[arg(long, value_enum, default_value = "yollava")]
+    prompt: PromptForm,
+}
+
+/// `--prompt` of `repic eval recognition`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PromptForm {
+    /// "Is <name> in this image? Answer with a single word, either yes or no."
+    Yollava,
+    /// RePIC's OCT template with its yes/no suffix.
+    Oct,
 }
 
 /// `repic eval preference`.
@@ -200,7 +213,11 @@ fn caption(a: CaptionArgs) -> anyhow::Result<()> {
 fn recognize(a: RecognitionArgs) -> anyhow::Result<()> {
     let l = load(&a.common)?;
     let items = recognition_items(&l.queries, &l.keys, a.negatives, a.seed);
-    let (s, _) = recognition(&l.ckpt, &l.retriever, &items, &l.root, a.common.batch, &device())?;
+    let prompt = match a.prompt {
+        PromptForm::Yollava => RecognitionPrompt::YoLlava,
+        PromptForm::Oct => RecognitionPrompt::Oct,
+    };
+    let (s, _) = recognition(&l.ckpt, &l.retriever, &items, &l.root, prompt, a.common.batch, &device())?;
     if a.common.json {
         let v = serde_json::json!({"positives": s.positives.percent(), "negatives": s.negatives.percent(),
             "weighted": s.weighted(), "items": items.len()});

@@ -72,7 +72,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     Frame::Pixels => VltCoords::Absolute,
                     Frame::Norm1000 => VltCoords::Norm1000,
                 };
-                CropSource::Grounding { answer, coords }
+                CropSource::Grounding { answer, coords, seen_as: None }
             }
             None => CropSource::Whole,
         };

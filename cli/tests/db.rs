@@ -121,6 +121,14 @@ fn ask_puts_the_retrieved_concepts_into_repics_prompt() {
     // Three images: two references and the query.
     assert_eq!(prompt.matches("<|vision_start|>").count(), 3, "{prompt}");
     assert!(v["answer"].is_string());
+    // --detect: the model's own grounding answer picks the crops (the random model names no box: no image match).
+    let mut detect = with_name.clone();
+    detect.insert(1, "--detect");
+    let v: Value = serde_json::from_str(&ok(&detect)).unwrap();
+    assert!(v["grounding"].is_string(), "{v}");
+    let crops = v["crops"].as_array().unwrap().len();
+    let image_refs = v["references"].as_array().unwrap().iter().filter(|r| r["by"] == "image").count();
+    assert_eq!(image_refs > 0, crops > 0, "{v}");
 }
 
 #[test]

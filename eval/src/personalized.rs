@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use repic_data::{CAPTION_SYSTEM, CaptionResult, Message, reference_turn};
+use repic_data::{CAPTION_SYSTEM, CaptionResult, Message, Method, PromptReference, reference_turn, task_suffix};
 use repic_models::Checkpoint;
 use repic_personalize::{CropSource, Reference, RetrieveOptions, Retriever, Via, open_rgb};
 use repic_rewards::first_yes_no;
@@ -115,6 +115,35 @@ pub fn recognition_question(key: &str) -> String {
     format!("Is {key} in this image? Answer with a single word, either yes or no.")
 }
 
+/// How a recognition item is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecognitionPrompt {
+    /// Yo'LLaVA / MyVLM's question after the concept as a reference (RePIC's reference turn, as `repic ask`).
+    YoLlava,
+    /// RePIC's OCT instruction (reference image, then the query; "Answer with yes or no.") with its yes/no
+    /// suffix: the form a RePIC-trained model has seen.
+    Oct,
+}
+
+fn recognition_turn(prompt: RecognitionPrompt, reference: &PromptReference, query: &str) -> Message {
+    let key = &reference.key;
+    match prompt {
+        RecognitionPrompt::YoLlava => {
+            reference_turn(std::slice::from_ref(reference), Some(query), &recognition_question(key))
+        }
+        RecognitionPrompt::Oct => {
+            let text = format!(
+                "As an evaluation expert, your task is to verify whether the object identified as {key} in the \
+                 first image is also present in the second image. Answer with yes or no. Is {key} in this image?{}",
+                task_suffix(Method::YesNo, &mut ChaCha8Rng::seed_from_u64(0))
+            );
+            let mut images: Vec<String> = reference.image.iter().cloned().collect();
+            images.push(query.to_string());
+            Message::user_with_images(images, text)
+        }
+    }
+}
+
 /// One recognition item: is `key` in `image`?
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecognitionItem {
@@ -165,14 +194,15 @@ impl RecognitionScores {
     }
 }
 
-/// Ask the model about every item, with the asked concept as the one reference (its image and info, as RAP
-/// puts a name-matched concept in the prompt); an answer is correct when its first yes/no (whole words) matches.
-/// Returns the scores and each item's answer.
+/// Ask the model about every item in the form `prompt`, with the asked concept as the reference (its image, and
+/// for Yo'LLaVA's form its info, as RAP puts a name-matched concept in the prompt); an answer is correct when its
+/// first yes/no (whole words) matches. Returns the scores and each item's answer.
 pub fn recognition<B: Backend>(
     ckpt: &Checkpoint<B>,
     retriever: &Retriever<B>,
     items: &[RecognitionItem],
     image_root: &Path,
+    prompt: RecognitionPrompt,
     batch: usize,
     device: &B::Device,
 ) -> Result<(RecognitionScores, Vec<String>), EvalError> {
@@ -180,8 +210,8 @@ pub fn recognition<B: Backend>(
     for it in items {
         let path = image_root.join(&it.image);
         let refs = references_for(retriever, &path, std::slice::from_ref(&it.key), References::GroundTruth)?;
-        let q = recognition_question(&it.key);
-        let turn = reference_turn(&retriever.prompt_references(&refs), Some(&path.to_string_lossy()), &q);
+        let reference = retriever.prompt_references(&refs).pop().expect("one reference per item");
+        let turn = recognition_turn(prompt, &reference, &path.to_string_lossy());
         let prepared =
             ckpt.prepare(&[turn], Path::new("")).map_err(|e| EvalError::from(e).of(format!("query {}", it.image)))?;
         inputs.push(prepared.input);

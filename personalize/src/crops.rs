@@ -17,6 +17,9 @@ pub enum CropSource {
         answer: String,
         /// The frame of its numbers.
         coords: VltCoords,
+        /// For absolute coordinates: the size (width, height) of the image they refer to, when the model saw
+        /// the query resized (Qwen2.5-VL); `None`: the query image itself.
+        seen_as: Option<(u32, u32)>,
     },
 }
 
@@ -38,12 +41,16 @@ pub struct CropBox {
 pub fn crop_boxes(source: &CropSource, (w, h): (u32, u32)) -> Vec<CropBox> {
     match source {
         CropSource::Whole => vec![CropBox { x1: 0, y1: 0, x2: w, y2: h }],
-        CropSource::Grounding { answer, coords } => parse_boxes(answer)
+        CropSource::Grounding { answer, coords, seen_as } => parse_boxes(answer)
             .into_iter()
             .filter_map(|b| {
-                let b = match coords {
-                    VltCoords::Absolute => b,
-                    VltCoords::Norm1000 => from_norm1000(&b, (w, h)),
+                let b = match (coords, seen_as) {
+                    (VltCoords::Absolute, None) => b,
+                    (VltCoords::Absolute, Some((sw, sh))) => {
+                        let (fx, fy) = (f64::from(w) / f64::from((*sw).max(1)), f64::from(h) / f64::from((*sh).max(1)));
+                        [b[0] * fx, b[1] * fy, b[2] * fx, b[3] * fy]
+                    }
+                    (VltCoords::Norm1000, _) => from_norm1000(&b, (w, h)),
                 };
                 let clamp = |v: f64, max: u32| v.clamp(0.0, f64::from(max)) as u32;
                 let c = CropBox { x1: clamp(b[0], w), y1: clamp(b[1], h), x2: clamp(b[2], w), y2: clamp(b[3], h) };
@@ -64,7 +71,7 @@ mod tests {
 
     #[test]
     fn boxes_from_a_grounding_answer_are_clamped_and_scaled() {
-        let g = |answer: &str, coords| CropSource::Grounding { answer: answer.into(), coords };
+        let g = |answer: &str, coords| CropSource::Grounding { answer: answer.into(), coords, seen_as: None };
         assert_eq!(crop_boxes(&CropSource::Whole, (40, 30)), [CropBox { x1: 0, y1: 0, x2: 40, y2: 30 }]);
         let two = r#"[{"bbox_2d": [5, 6, 20, 25]}, {"bbox_2d": [30, 10, 400, 300]}]"#;
         assert_eq!(
@@ -78,6 +85,13 @@ mod tests {
         // Empty or outside boxes, and answers without a box, give no crop.
         assert!(crop_boxes(&g("[10, 10, 10, 20] [50, 50, 60, 60]", VltCoords::Absolute), (40, 30)).is_empty());
         assert!(crop_boxes(&g("no box here", VltCoords::Absolute), (40, 30)).is_empty());
+        // Qwen2.5-VL's boxes are in the resized image it saw (here 80 x 60 for a 40 x 30 query).
+        let seen = CropSource::Grounding {
+            answer: "[10, 20, 50, 60]".into(),
+            coords: VltCoords::Absolute,
+            seen_as: Some((80, 60)),
+        };
+        assert_eq!(crop_boxes(&seen, (40, 30)), [CropBox { x1: 5, y1: 10, x2: 25, y2: 30 }]);
         let img = RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 0]));
         let crops = cut(&img, &crop_boxes(&g("[5, 6, 20, 25]", VltCoords::Absolute), (40, 30)));
         assert_eq!(crops[0].dimensions(), (15, 19));

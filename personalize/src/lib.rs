@@ -5,6 +5,7 @@
 pub mod crops;
 mod encoder;
 mod error;
+pub mod ground;
 pub mod prefer;
 pub mod r2p;
 pub mod retrieve;

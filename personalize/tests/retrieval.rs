@@ -123,11 +123,16 @@ fn grounding_boxes_become_crops() {
     let g = CropSource::Grounding {
         answer: r#"{"bbox_2d": [0, 0, 30, 30]}, {"bbox_2d": [20, 10, 59, 44]}"#.into(),
         coords: repic_rewards::VltCoords::Absolute,
+        seen_as: None,
     };
     let out = retriever.rap(Some(&img), "", &g, &RetrieveOptions::default()).unwrap();
     assert_eq!(out.crops.len(), 2);
     assert_eq!(out.results.len(), 2);
-    let none = CropSource::Grounding { answer: "I see nothing.".into(), coords: repic_rewards::VltCoords::Absolute };
+    let none = CropSource::Grounding {
+        answer: "I see nothing.".into(),
+        coords: repic_rewards::VltCoords::Absolute,
+        seen_as: None,
+    };
     let out = retriever.rap(Some(&img), "<c5> here", &none, &RetrieveOptions::default()).unwrap();
     assert!(out.crops.is_empty());
     assert_eq!(out.results.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["<c5>"]);

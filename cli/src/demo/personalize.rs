@@ -10,7 +10,7 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use repic_data::{ConceptDb, GroundTruth, Method, load_query_list, load_records};
 use repic_eval::captioning::CaptionOptions;
-use repic_eval::personalized::{References, caption_with_store, recognition, recognition_items};
+use repic_eval::personalized::{RecognitionPrompt, References, caption_with_store, recognition, recognition_items};
 use repic_eval::{Accuracy, CaseRule, Scorer, score_captions};
 use repic_models::{Checkpoint, Clip, ClipConfig, ClipProcessor, DefaultBackend as Backend, TowerConfig, save_clip};
 use repic_personalize::store::import_file;
@@ -177,7 +177,7 @@ pub(crate) fn run_stage(
     }
     let keys: Vec<String> = store.concepts()?.into_iter().map(|c| c.key).collect();
     let items = recognition_items(&one, &keys, 1, seed);
-    let (rec, _) = recognition(ckpt, &retriever, &items, data, 8, &dev)?;
+    let (rec, _) = recognition(ckpt, &retriever, &items, data, RecognitionPrompt::Oct, 8, &dev)?;
     println!();
     println!(
         "personalization (the GRPO model with a concept store of {} concepts; encoder trained in {secs:.0} s)",
@@ -192,7 +192,7 @@ pub(crate) fn run_stage(
         println!("{:<34} {p:>9.1} {r:>9.1} {f:>9.1} {hits:>15.1}%", format!("references {label}"));
     }
     println!(
-        "recognition: weighted {:.1}% (positives {:.1}% of {}, negatives {:.1}% of {})",
+        "recognition (RePIC's OCT prompt): weighted {:.1}% (positives {:.1}% of {}, negatives {:.1}% of {})",
         rec.weighted(),
         rec.positives.percent(),
         rec.positives.total,
