@@ -93,6 +93,9 @@ pub struct RecognitionArgs {
     /// instruction (the form a RePIC-trained model has seen).
     #[arg(long, value_enum, default_value = "yollava")]
     prompt: PromptForm,
+    /// Most tokens per answer (a model that reasons before its yes or no needs more than one word).
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
 }
 
 /// `--prompt` of `repic eval recognition`.
@@ -217,7 +220,8 @@ fn recognize(a: RecognitionArgs) -> anyhow::Result<()> {
         PromptForm::Yollava => RecognitionPrompt::YoLlava,
         PromptForm::Oct => RecognitionPrompt::Oct,
     };
-    let (s, _) = recognition(&l.ckpt, &l.retriever, &items, &l.root, prompt, a.common.batch, &device())?;
+    let (s, _) =
+        recognition(&l.ckpt, &l.retriever, &items, &l.root, prompt, a.max_new_tokens, a.common.batch, &device())?;
     if a.common.json {
         let v = serde_json::json!({"positives": s.positives.percent(), "negatives": s.negatives.percent(),
             "weighted": s.weighted(), "items": items.len()});

@@ -376,6 +376,16 @@ fn demo_quick_runs_every_stage_and_writes_its_summary() {
         assert!((0.0..=1.0).contains(&paired["p_value"].as_f64().unwrap()));
     }
     assert!(table.contains("OCT answers, GRPO fixed / broke:"), "{table}");
+    // The personalization stage: an encoder, a store, retrieval, captions with given and retrieved references.
+    let p = &summary["personalize"];
+    assert_eq!(p["retrieval_queries"], 2, "{summary}");
+    for key in ["retrieval_top1", "recognition_weighted"] {
+        assert!((0.0..=100.0).contains(&p[key].as_f64().unwrap()), "{key}: {summary}");
+    }
+    assert_eq!(p["captions"]["given"]["references_right"], 100.0);
+    assert!(p["captions"]["retrieved"]["f1"].is_number());
+    assert!(out.join("encoder/model.safetensors").is_file() && out.join("store/concepts.sqlite").is_file());
+    assert!(table.contains("retrieval top-1 on 1-concept queries"), "{table}");
     assert!(table.contains("caption names recalled, GRPO fixed / broke:"), "{table}");
     for f in ["sft/training.png", "grpo/training.png", "grpo/metrics.jsonl", "model-init/tokenizer.json"] {
         assert!(out.join(f).is_file(), "{f}");

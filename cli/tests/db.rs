@@ -207,7 +207,7 @@ fn store_benchmarks_and_preference_run_end_to_end() {
     neither.extend(common);
     assert!(fails(&neither).contains("give --skip-retrieval or --top-k K"));
 
-    let mut rec = vec!["eval", "recognition", "--negatives", "1"];
+    let mut rec = vec!["eval", "recognition", "--negatives", "1", "--max-new-tokens", "4"];
     rec.extend(common);
     let v: Value = serde_json::from_str(&ok(&rec)).unwrap();
     assert_eq!(v["items"], 3 + 2);

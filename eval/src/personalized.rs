@@ -196,13 +196,15 @@ impl RecognitionScores {
 
 /// Ask the model about every item in the form `prompt`, with the asked concept as the reference (its image, and
 /// for Yo'LLaVA's form its info, as RAP puts a name-matched concept in the prompt); an answer is correct when its
-/// first yes/no (whole words) matches. Returns the scores and each item's answer.
+/// first yes/no (whole words) within `max_new_tokens` matches (a model that reasons before it answers needs
+/// room). Returns the scores and each item's answer.
 pub fn recognition<B: Backend>(
     ckpt: &Checkpoint<B>,
     retriever: &Retriever<B>,
     items: &[RecognitionItem],
     image_root: &Path,
     prompt: RecognitionPrompt,
+    max_new_tokens: usize,
     batch: usize,
     device: &B::Device,
 ) -> Result<(RecognitionScores, Vec<String>), EvalError> {
@@ -216,7 +218,7 @@ pub fn recognition<B: Backend>(
             ckpt.prepare(&[turn], Path::new("")).map_err(|e| EvalError::from(e).of(format!("query {}", it.image)))?;
         inputs.push(prepared.input);
     }
-    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, 8, batch)?;
+    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, max_new_tokens, batch)?;
     let mut s = RecognitionScores::default();
     for (it, g) in items.iter().zip(&gens) {
         let said_yes = first_yes_no(&g.text, true) == Some("yes");

@@ -177,7 +177,7 @@ pub(crate) fn run_stage(
     }
     let keys: Vec<String> = store.concepts()?.into_iter().map(|c| c.key).collect();
     let items = recognition_items(&one, &keys, 1, seed);
-    let (rec, _) = recognition(ckpt, &retriever, &items, data, RecognitionPrompt::Oct, 8, &dev)?;
+    let (rec, _) = recognition(ckpt, &retriever, &items, data, RecognitionPrompt::Oct, 64, 8, &dev)?;
     println!();
     println!(
         "personalization (the GRPO model with a concept store of {} concepts; encoder trained in {secs:.0} s)",

@@ -81,6 +81,11 @@ pub fn save_clip<B: Backend>(
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         tok.with_post_processor(Some(post));
     }
+    let mut config = model.config().to_json();
+    if let Some((bos, _)) = bounds {
+        // transformers checks the text tower's start token against the vocabulary (its default is CLIP's 49406).
+        config["text_config"]["bos_token_id"] = tok.token_to_id(bos).into();
+    }
     write_dir_atomically(out, overwrite, |stage| {
         let cfg = model.config();
         let write = |name: &str, v: &serde_json::Value| {
@@ -88,7 +93,7 @@ pub fn save_clip<B: Backend>(
             let text = serde_json::to_string_pretty(v).expect("JSON values serialize");
             std::fs::write(&p, text).map_err(|e| ModelError::io(&p, e))
         };
-        write("config.json", &cfg.to_json())?;
+        write("config.json", &config)?;
         write("preprocessor_config.json", &processor.to_json())?;
         let p = stage.join("tokenizer.json");
         tok.save(&p, true).map_err(|e| ModelError::Tokenizer(format!("{}: {e}", p.display())))?;
