@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use repic_data::{Method, load_query_list, load_records};
 use repic_eval::captioning::CaptionOptions;
-use repic_eval::personalized::{RecognitionPrompt, References, caption_with_store, recognition, recognition_items};
+use repic_eval::personalized::{
+    RecognitionOptions, RecognitionPrompt, References, caption_with_store, recognition, recognition_items,
+};
 use repic_eval::runner::{AnswerOptions, answer_records};
 use repic_eval::{CaseRule, Scorer, answer_correct, score_captions};
 use repic_models::{DefaultBackend as Backend, default_device as device};
@@ -220,8 +222,8 @@ fn recognize(a: RecognitionArgs) -> anyhow::Result<()> {
         PromptForm::Yollava => RecognitionPrompt::YoLlava,
         PromptForm::Oct => RecognitionPrompt::Oct,
     };
-    let (s, _) =
-        recognition(&l.ckpt, &l.retriever, &items, &l.root, prompt, a.max_new_tokens, a.common.batch, &device())?;
+    let opts = RecognitionOptions { prompt, max_new_tokens: a.max_new_tokens, batch: a.common.batch };
+    let (s, _) = recognition(&l.ckpt, &l.retriever, &items, &l.root, &opts, &device())?;
     if a.common.json {
         let v = serde_json::json!({"positives": s.positives.percent(), "negatives": s.negatives.percent(),
             "weighted": s.weighted(), "items": items.len()});

@@ -178,6 +178,17 @@ pub fn recognition_items(
     out
 }
 
+/// How recognition items are asked and answered.
+#[derive(Clone, Copy, Debug)]
+pub struct RecognitionOptions {
+    /// The question's form.
+    pub prompt: RecognitionPrompt,
+    /// Most tokens per answer (a model that reasons before its yes or no needs room).
+    pub max_new_tokens: usize,
+    /// Prompts decoded together.
+    pub batch: usize,
+}
+
 /// Recognition accuracy as RAP and R2P report it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct RecognitionScores {
@@ -194,18 +205,16 @@ impl RecognitionScores {
     }
 }
 
-/// Ask the model about every item in the form `prompt`, with the asked concept as the reference (its image, and
+/// Ask the model about every item in the form `opts.prompt`, with the asked concept as the reference (its image, and
 /// for Yo'LLaVA's form its info, as RAP puts a name-matched concept in the prompt); an answer is correct when its
-/// first yes/no (whole words) within `max_new_tokens` matches (a model that reasons before it answers needs
+/// first yes/no (whole words) within `opts.max_new_tokens` matches (a model that reasons before it answers needs
 /// room). Returns the scores and each item's answer.
 pub fn recognition<B: Backend>(
     ckpt: &Checkpoint<B>,
     retriever: &Retriever<B>,
     items: &[RecognitionItem],
     image_root: &Path,
-    prompt: RecognitionPrompt,
-    max_new_tokens: usize,
-    batch: usize,
+    opts: &RecognitionOptions,
     device: &B::Device,
 ) -> Result<(RecognitionScores, Vec<String>), EvalError> {
     let mut inputs = Vec::with_capacity(items.len());
@@ -213,12 +222,12 @@ pub fn recognition<B: Backend>(
         let path = image_root.join(&it.image);
         let refs = references_for(retriever, &path, std::slice::from_ref(&it.key), References::GroundTruth)?;
         let reference = retriever.prompt_references(&refs).pop().expect("one reference per item");
-        let turn = recognition_turn(prompt, &reference, &path.to_string_lossy());
+        let turn = recognition_turn(opts.prompt, &reference, &path.to_string_lossy());
         let prepared =
             ckpt.prepare(&[turn], Path::new("")).map_err(|e| EvalError::from(e).of(format!("query {}", it.image)))?;
         inputs.push(prepared.input);
     }
-    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, max_new_tokens, batch)?;
+    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, opts.max_new_tokens, opts.batch)?;
     let mut s = RecognitionScores::default();
     for (it, g) in items.iter().zip(&gens) {
         let said_yes = first_yes_no(&g.text, true) == Some("yes");

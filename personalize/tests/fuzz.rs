@@ -24,10 +24,6 @@ const ASSESSMENT: &str = "<visual preference profile>\nArt Style: ink\nColor: wa
     Saturation: high\nDetail: rich\n</visual preference profile>\n<visual non-preference profile>\nArt Style: \
     pixel\nColor: cold\nArtistic Medium: digital\nSaturation: low\nDetail: flat\n</visual non-preference profile>\n\
     <think>Image A: total_score=5+4+4+3+4=20\nImage B: total_score=1+2+0+3+1=7</think>\n<answer>Image A</answer>";
-const DB: &str = r#"{"concept_dict": {"<a>": {"name": "a", "image": "a.png", "info": "x", "category": "dog"},
-    "<b>": {"name": "b", "image": ["b1.png", "b2.png"], "info": {"general": "g", "category": "c",
-    "distinct features": ["f"]}}}, "path_to_concept": {"a.png": "<a>", "b1.png": "<b>"}}"#;
-
 proptest! {
     #![proptest_config(fixed(256))]
 

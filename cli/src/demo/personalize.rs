@@ -10,7 +10,9 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use repic_data::{ConceptDb, GroundTruth, Method, load_query_list, load_records};
 use repic_eval::captioning::CaptionOptions;
-use repic_eval::personalized::{RecognitionPrompt, References, caption_with_store, recognition, recognition_items};
+use repic_eval::personalized::{
+    RecognitionOptions, RecognitionPrompt, References, caption_with_store, recognition, recognition_items,
+};
 use repic_eval::{Accuracy, CaseRule, Scorer, score_captions};
 use repic_models::{Checkpoint, Clip, ClipConfig, ClipProcessor, DefaultBackend as Backend, TowerConfig, save_clip};
 use repic_personalize::store::import_file;
@@ -177,7 +179,14 @@ pub(crate) fn run_stage(
     }
     let keys: Vec<String> = store.concepts()?.into_iter().map(|c| c.key).collect();
     let items = recognition_items(&one, &keys, 1, seed);
-    let (rec, _) = recognition(ckpt, &retriever, &items, data, RecognitionPrompt::Oct, 64, 8, &dev)?;
+    let (rec, _) = recognition(
+        ckpt,
+        &retriever,
+        &items,
+        data,
+        &RecognitionOptions { prompt: RecognitionPrompt::Oct, max_new_tokens: 64, batch: 8 },
+        &dev,
+    )?;
     println!();
     println!(
         "personalization (the GRPO model with a concept store of {} concepts; encoder trained in {secs:.0} s)",
