@@ -20,6 +20,7 @@ mod prompt;
 mod recognize;
 mod retrieve;
 mod score;
+mod serve;
 mod synth;
 mod train;
 
@@ -72,6 +73,9 @@ enum Command {
     Recognize(recognize::Args),
     /// PreferThinker: which of two images a user prefers, from images they like and dislike.
     Prefer(prefer::Args),
+    /// Serve the model behind an OpenAI-compatible API (/v1/chat/completions, /v1/models) with continuous
+    /// batching.
+    Serve(serve::Args),
     /// Retrieve concepts for a query image and text (RAP: names first, then nearest images; or R2P).
     Retrieve(retrieve::Args),
     /// Inspect and convert RePIC record files.
@@ -101,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(c) => db::run(c),
         Command::Retrieve(a) => retrieve::run(a),
         Command::Ask(a) => ask::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Prefer(a) => prefer::run(a),
         Command::Recognize(a) => recognize::run(a),
         Command::Generate(a) => generate::run(a),

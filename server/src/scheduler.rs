@@ -1,0 +1,382 @@
+//! Continuous batching: one thread owns the model and decodes every running request in one batch. A request
+//! is prefilled on its own (its chat prepared, its images processed, its prompt run once and forked for `n`
+//! choices) and joins the running batch at the next decode step; a finished choice, or one whose client went
+//! away, leaves the batch at once (the cache's `join` and `release`). Requests wait in a bounded queue; a full
+//! queue is refused at once, so the HTTP layer can answer 429.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+
+use burn::tensor::backend::Backend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use repic_data::Message;
+use repic_models::engine::sampler::choose;
+use repic_models::{Checkpoint, Finish, KvCache, SamplingOptions, SeqId};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// One chat completion request as the scheduler runs it.
+pub struct Job {
+    /// The chat (image parts are paths under `images`).
+    pub messages: Vec<Message>,
+    /// The folder holding the request's decoded images (removed when the job ends).
+    pub images: Option<tempfile::TempDir>,
+    /// How tokens are chosen.
+    pub sampling: SamplingOptions,
+    /// Most new tokens per choice.
+    pub max_new_tokens: usize,
+    /// Strings that end a choice (not included in its text).
+    pub stop: Vec<String>,
+    /// Seed of choice 0 (choice i uses seed + i).
+    pub seed: u64,
+    /// Keep going after an end-of-sequence token.
+    pub ignore_eos: bool,
+    /// Choices.
+    pub n: usize,
+    /// Where the choices' text goes.
+    pub events: UnboundedSender<Event>,
+}
+
+/// What a job reports, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The prompt was prefilled: its length in tokens.
+    Started {
+        /// Prompt tokens.
+        prompt_tokens: usize,
+    },
+    /// New text of choice `index`.
+    Delta {
+        /// The choice.
+        index: usize,
+        /// Text since the last delta.
+        text: String,
+    },
+    /// Choice `index` finished.
+    Done {
+        /// The choice.
+        index: usize,
+        /// `stop` (end of sequence or a stop string) or `length`.
+        finish: Finish,
+        /// Tokens it generated.
+        tokens: usize,
+    },
+    /// The request cannot be run (the message names the field), or the model failed.
+    Failed {
+        /// An HTTP status: 400 for the request's fault, 500 for the server's.
+        status: u16,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Limits of the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct SchedulerOptions {
+    /// Sequences decoded together at most (a request with `n` choices takes `n`).
+    pub max_batch: usize,
+    /// Requests waiting for a place at most.
+    pub queue: usize,
+    /// The model's context: prompt plus new tokens at most.
+    pub max_context: usize,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Requests waiting.
+    pub queued: AtomicUsize,
+    /// Sequences in the running batch.
+    pub running: AtomicUsize,
+    /// Tokens generated since start.
+    pub generated: AtomicU64,
+    /// Prompt tokens prefilled since start.
+    pub prefilled: AtomicU64,
+    /// Decode steps run since start.
+    pub steps: AtomicU64,
+    /// Sum over decode steps of the batch size (occupancy = this / steps).
+    pub step_rows: AtomicU64,
+    /// Choices dropped because their client went away.
+    pub cancelled: AtomicU64,
+}
+
+/// The queue to the model thread.
+#[derive(Clone)]
+pub struct Scheduler {
+    tx: SyncSender<Job>,
+    /// Live counters.
+    pub stats: Arc<Stats>,
+}
+
+/// The queue is full.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Scheduler {
+    /// Start the model thread with `ckpt` on `device`.
+    pub fn start<B: Backend>(ckpt: Checkpoint<B>, device: B::Device, opts: SchedulerOptions) -> Self
+    where
+        Checkpoint<B>: Send + 'static,
+        B::Device: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(opts.queue.max(1));
+        let stats = Arc::new(Stats::default());
+        let s = stats.clone();
+        std::thread::Builder::new()
+            .name("repic-scheduler".into())
+            .spawn(move || Loop { ckpt, device, opts, stats: s, cache: None, running: Vec::new() }.run(rx))
+            .expect("spawning the scheduler thread");
+        Scheduler { tx, stats }
+    }
+
+    /// Queue a job; `Busy` when the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), Busy> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(Busy)
+            }
+        }
+    }
+}
+
+/// One running choice; `running[i]` is row `i` of the cache.
+struct Seq {
+    id: SeqId,
+    job: Arc<JobState>,
+    index: usize,
+    history: Vec<u32>,
+    tokens: Vec<u32>,
+    next_position: i64,
+    rng: ChaCha8Rng,
+    sent: usize,
+    generated: usize,
+    done: Option<Finish>,
+}
+
+/// What the choices of one job share.
+struct JobState {
+    sampling: SamplingOptions,
+    max_new_tokens: usize,
+    stop: Vec<String>,
+    ignore_eos: bool,
+    events: UnboundedSender<Event>,
+    _images: Option<tempfile::TempDir>,
+}
+
+struct Loop<B: Backend> {
+    ckpt: Checkpoint<B>,
+    device: B::Device,
+    opts: SchedulerOptions,
+    stats: Arc<Stats>,
+    cache: Option<KvCache<B>>,
+    running: Vec<Seq>,
+}
+
+fn failed(status: u16, message: impl Into<String>) -> Event {
+    Event::Failed { status, message: message.into() }
+}
+
+impl<B: Backend> Loop<B> {
+    fn run(mut self, rx: Receiver<Job>) {
+        loop {
+            // Wait for work when idle; otherwise take what is queued, as long as the batch has room.
+            while self.running.len() < self.opts.max_batch {
+                let job = if self.running.is_empty() {
+                    match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    }
+                } else {
+                    match rx.try_recv() {
+                        Ok(j) => j,
+                        Err(_) => break,
+                    }
+                };
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                if job.n > self.opts.max_batch {
+                    let msg = format!("n: {} choices exceed the batch of {}", job.n, self.opts.max_batch);
+                    let _ = job.events.send(failed(400, msg));
+                    continue;
+                }
+                if job.events.is_closed() {
+                    continue;
+                }
+                if let Err(e) = self.admit(job) {
+                    tracing::error!("prefill failed: {e}");
+                }
+            }
+            if self.running.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.step() {
+                tracing::error!("decode step failed: {e}");
+                for s in self.running.drain(..) {
+                    let _ = s.job.events.send(failed(500, format!("the model failed: {e}")));
+                }
+                self.cache = None;
+            }
+        }
+    }
+
+    /// Prepare, prefill and fork one job; its first tokens are chosen here. Errors of the request go to its
+    /// client; the returned error is the model's.
+    fn admit(&mut self, job: Job) -> Result<(), String> {
+        let root = job.images.as_ref().map_or_else(PathBuf::new, |d| d.path().to_path_buf());
+        let prepared = match self.ckpt.prepare(&job.messages, &root) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = job.events.send(failed(400, format!("messages: {e}")));
+                return Ok(());
+            }
+        };
+        let input = prepared.input;
+        if input.ids.len() + job.max_new_tokens > self.opts.max_context {
+            let msg = format!(
+                "max_tokens: the prompt has {} tokens; with {} new ones it exceeds the model's context of {}",
+                input.ids.len(),
+                job.max_new_tokens,
+                self.opts.max_context
+            );
+            let _ = job.events.send(failed(400, msg));
+            return Ok(());
+        }
+        let _ = job.events.send(Event::Started { prompt_tokens: input.ids.len() });
+        let model = &self.ckpt.model;
+        let (step, next_position) = model.prompt_step(&input, &self.device).map_err(|e| e.to_string())?;
+        let mut cache = model.new_cache();
+        let h = model.forward(step, &mut cache).map_err(|e| e.to_string())?;
+        let [_, t, d] = h.dims();
+        let logits: Vec<f32> =
+            model.project(h.narrow(1, t - 1, 1).reshape([1, d])).into_data().to_vec().map_err(|e| format!("{e:?}"))?;
+        self.stats.prefilled.fetch_add(input.ids.len() as u64, Ordering::Relaxed);
+        let first = cache.ids()[0];
+        let ids = cache.fork(first, job.n).map_err(|e| e.to_string())?;
+        let state = Arc::new(JobState {
+            sampling: job.sampling,
+            max_new_tokens: job.max_new_tokens,
+            stop: job.stop,
+            ignore_eos: job.ignore_eos,
+            events: job.events,
+            _images: job.images,
+        });
+        let mut new = Vec::with_capacity(job.n);
+        for (index, id) in ids.into_iter().enumerate() {
+            let mut s = Seq {
+                id,
+                job: state.clone(),
+                index,
+                history: input.ids.clone(),
+                tokens: Vec::new(),
+                next_position,
+                rng: ChaCha8Rng::seed_from_u64(job.seed.wrapping_add(index as u64)),
+                sent: 0,
+                generated: 0,
+                done: None,
+            };
+            self.advance(&mut s, &logits);
+            new.push(s);
+        }
+        match &mut self.cache {
+            Some(c) => c.join(cache).map_err(|e| e.to_string())?,
+            None => self.cache = Some(cache),
+        }
+        self.running.extend(new);
+        self.retire();
+        Ok(())
+    }
+
+    /// One decode step for every running choice.
+    fn step(&mut self) -> Result<(), String> {
+        let cache = self.cache.as_mut().ok_or("no cache for running sequences")?;
+        let model = &self.ckpt.model;
+        let next: Vec<u32> = self.running.iter().map(|s| *s.history.last().unwrap_or(&0)).collect();
+        let positions: Vec<i64> = self.running.iter().map(|s| s.next_position).collect();
+        let step = model.token_step(&next, &positions, &self.device);
+        let h = model.forward(step, cache).map_err(|e| e.to_string())?;
+        let [b, _, d] = h.dims();
+        let flat: Vec<f32> = model.project(h.reshape([b, d])).into_data().to_vec().map_err(|e| format!("{e:?}"))?;
+        let vocab = flat.len() / b.max(1);
+        self.stats.steps.fetch_add(1, Ordering::Relaxed);
+        self.stats.step_rows.fetch_add(b as u64, Ordering::Relaxed);
+        let mut running = std::mem::take(&mut self.running);
+        for (i, s) in running.iter_mut().enumerate() {
+            s.next_position += 1;
+            self.advance(s, &flat[i * vocab..(i + 1) * vocab]);
+        }
+        self.running = running;
+        self.retire();
+        Ok(())
+    }
+
+    /// Choose the next token of `s` from `logits`, send its new text, and mark it done when it ends (or when
+    /// its client has gone).
+    fn advance(&self, s: &mut Seq, logits: &[f32]) {
+        let job = &s.job;
+        if job.events.is_closed() {
+            s.done = Some(Finish::Length);
+            self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (tok, _) = choose(logits, &s.history, &job.sampling, &mut s.rng);
+        s.history.push(tok);
+        s.generated += 1;
+        self.stats.generated.fetch_add(1, Ordering::Relaxed);
+        let eos = !job.ignore_eos && self.ckpt.stop_tokens.contains(&tok);
+        if !eos {
+            s.tokens.push(tok);
+        }
+        let text = self.ckpt.tokenizer.decode(&s.tokens).unwrap_or_default();
+        let cut = job.stop.iter().filter_map(|st| text.find(st.as_str())).min();
+        let finish = if eos || cut.is_some() {
+            Some(Finish::Stop)
+        } else {
+            (s.generated >= job.max_new_tokens).then_some(Finish::Length)
+        };
+        // Text that may still become a stop string, or half a character, is held back until it cannot.
+        let end = match (cut, finish) {
+            (Some(c), _) => c,
+            (None, Some(_)) => text.len(),
+            (None, None) => {
+                let hold = job.stop.iter().map(|st| st.len().saturating_sub(1)).max().unwrap_or(0);
+                let mut e = text.len().saturating_sub(hold);
+                while !text.is_char_boundary(e) {
+                    e -= 1;
+                }
+                if text[..e].ends_with('\u{FFFD}') { e - '\u{FFFD}'.len_utf8() } else { e }
+            }
+        };
+        if end > s.sent {
+            let _ = job.events.send(Event::Delta { index: s.index, text: text[s.sent..end].to_string() });
+            s.sent = end;
+        }
+        if let Some(f) = finish {
+            let _ = job.events.send(Event::Done { index: s.index, finish: f, tokens: s.generated });
+            s.done = Some(f);
+        }
+    }
+
+    /// Release every finished choice from the batch.
+    fn retire(&mut self) {
+        let Some(cache) = self.cache.as_mut() else { return };
+        let mut i = 0;
+        while i < self.running.len() {
+            if self.running[i].done.is_some() {
+                let s = self.running.remove(i);
+                if let Err(e) = cache.release(s.id) {
+                    tracing::error!("releasing a finished sequence: {e}");
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if self.running.is_empty() {
+            self.cache = None;
+        }
+        self.stats.running.store(self.running.len(), Ordering::Relaxed);
+    }
+}
