@@ -18,6 +18,8 @@ use repic_models::{
 pub enum BenchCommand {
     /// Tokens per second of generation (batch or group), one image prompt by default.
     Generate(Args),
+    /// Serving throughput and latency over loopback for 1, 8, 32 and 100 concurrent clients.
+    Serve(crate::bench_serve::Args),
     /// Latency of one retrieval query against 1k, 10k and 100k concepts (synthetic embeddings).
     Retrieve(crate::bench_retrieve::Args),
 }
@@ -83,6 +85,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Generate(a) => generate(a),
         BenchCommand::Retrieve(a) => crate::bench_retrieve::run(a),
+        BenchCommand::Serve(a) => crate::bench_serve::run(a),
     }
 }
 

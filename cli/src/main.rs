@@ -5,6 +5,7 @@ mod ablate;
 mod ask;
 mod bench;
 mod bench_retrieve;
+mod bench_serve;
 mod compare;
 mod data_cmd;
 mod db;
