@@ -66,7 +66,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(img) = &a.image {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(img)?);
-        content.push(serde_json::json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}));
+        content.push(
+            serde_json::json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}),
+        );
     }
     content.push(serde_json::json!({"type": "text", "text": "Give a personalized caption of this image."}));
     let body = serde_json::json!({"messages": [{"role": "user", "content": content}], "max_tokens": a.max_tokens,

@@ -32,7 +32,8 @@ pub use chat::{Message, Part, Role, chat_images};
 pub use database::{Concept, ConceptDb, Fingerprint, Images, Info};
 pub use error::DataError;
 pub use prompt::{
-    CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, PromptReference, caption_prompt, reference_turn, task_suffix,
+    CAPTION_SYSTEM, ICT_SUFFIXES, PromptBuilder, PromptReference, caption_prompt, reference_parts, reference_turn,
+    task_suffix,
 };
 pub use queries::{
     CaptionResult, QueryList, QuerySets, load_caption_results, load_query_list, parse_caption_results,

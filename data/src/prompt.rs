@@ -72,10 +72,9 @@ pub struct PromptReference {
     pub info: String,
 }
 
-/// RePIC's personalized user turn (data-and-eval.md): for each reference k its image and
-/// `k. Name: <key>, Info: {info}`, then the query image (if any) and `This is the query image. {question}`.
-/// Without references the turn is the query image and the question alone.
-pub fn reference_turn(refs: &[PromptReference], query_image: Option<&str>, question: &str) -> Message {
+/// The references' parts of RePIC's personalized turn: for each reference k its image and
+/// `k. Name: <key>, Info: {info}` (what goes before the query).
+pub fn reference_parts(refs: &[PromptReference]) -> Vec<Part> {
     let mut content = Vec::new();
     for (k, r) in refs.iter().enumerate() {
         if let Some(img) = &r.image {
@@ -83,6 +82,14 @@ pub fn reference_turn(refs: &[PromptReference], query_image: Option<&str>, quest
         }
         content.push(Part::Text(format!("{}. Name: {}, Info: {}\n", k + 1, r.key, r.info)));
     }
+    content
+}
+
+/// RePIC's personalized user turn (data-and-eval.md): for each reference k its image and
+/// `k. Name: <key>, Info: {info}`, then the query image (if any) and `This is the query image. {question}`.
+/// Without references the turn is the query image and the question alone.
+pub fn reference_turn(refs: &[PromptReference], query_image: Option<&str>, question: &str) -> Message {
+    let mut content = reference_parts(refs);
     if let Some(q) = query_image {
         content.push(Part::Image(q.to_string()));
     }

@@ -210,8 +210,10 @@ fn edits_replace_images_and_remove_sweeps_unused_files() {
         fingerprint: None,
         images: vec![img.clone()],
     };
+    let v0 = store.version().unwrap();
     store.add(&mk("<a>", &red)).unwrap();
     store.add(&mk("<b>", &red)).unwrap();
+    assert!(store.version().unwrap() > v0, "a commit bumps the version");
     assert_eq!(snapshot(&store).1.len(), 1, "one copy for two concepts");
     let e = ConceptEdit { add_images: vec![blue.clone(), blue.clone()], ..Default::default() };
     let a = store.edit("<a>", &e).unwrap();

@@ -213,6 +213,8 @@ pub trait ConceptStore {
     fn import(&mut self, db: &ConceptDb, opts: &ImportOptions) -> Result<ImportReport>;
     /// The store as a database.json (the form it was imported in: RAP or R2P).
     fn export(&self) -> Result<ConceptDb>;
+    /// A number that grows with every committed change (edits, imports, embeddings), from any process.
+    fn version(&self) -> Result<u64>;
     /// The encoder the store's embeddings are made with.
     fn encoder(&self) -> Result<Option<EncoderRef>>;
     /// Name the encoder; embeddings made by any other encoder are deleted (a new encoder re-embeds all).

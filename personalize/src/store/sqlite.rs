@@ -106,6 +106,13 @@ impl SqliteStore {
             WriteError::Sql(e) => sql(e),
             WriteError::Other(e) => e,
         })?;
+        // Every commit bumps the store's version, so a reader holding keys in memory knows to reload them.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('version', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            [],
+        )
+        .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(out)
     }
@@ -546,6 +553,10 @@ impl ConceptStore for SqliteStore {
             })?;
         }
         Ok(db)
+    }
+
+    fn version(&self) -> Result<u64> {
+        Ok(self.meta("version")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     fn encoder(&self) -> Result<Option<EncoderRef>> {
