@@ -20,6 +20,9 @@ pub struct Args {
     /// A PEFT LoRA adapter folder to put on the model.
     #[arg(long)]
     adapter: Option<PathBuf>,
+    /// A concept store (`repic db init`): chats are personalized with it, and `/v1/concepts` edits it.
+    #[arg(long)]
+    db: Option<PathBuf>,
     /// Address to bind (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -79,7 +82,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let opts = SchedulerOptions { max_batch: a.max_batch as usize, queue: a.queue as usize, max_context: context };
     let scheduler = Scheduler::start(ckpt, default_device(), opts);
-    let state = Arc::new(AppState::new(scheduler, name.clone(), limits, a.api_key.clone()));
+    let mut state = AppState::new(scheduler, name.clone(), limits, a.api_key.clone());
+    if let Some(db) = &a.db {
+        let p = repic_server::personal::Personal::open(db).with_context(|| format!("opening {}", db.display()))?;
+        state = state.with_personal(p);
+    }
+    let state = Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, a.port);

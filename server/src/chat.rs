@@ -40,6 +40,8 @@ struct Checked {
     n: usize,
     stream: bool,
     include_usage: bool,
+    personalize: bool,
+    top_k: usize,
 }
 
 fn check(req: ChatRequest, state: &AppState) -> Result<Checked, ApiError> {
@@ -149,6 +151,8 @@ fn check(req: ChatRequest, state: &AppState) -> Result<Checked, ApiError> {
         n: n as usize,
         stream: req.stream.unwrap_or(false),
         include_usage: req.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
+        personalize: req.repic.as_ref().and_then(|r| r.personalize).unwrap_or(true),
+        top_k: req.repic.as_ref().and_then(|r| r.top_k).unwrap_or(1),
     })
 }
 
@@ -176,7 +180,20 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         let path = e.path().to_string();
         ApiError::invalid(if path == "." || path == "?" { "body".to_string() } else { path }, e.inner().to_string())
     })?;
-    let c = check(req, &state)?;
+    let mut c = check(req, &state)?;
+    let mut references = None;
+    let query = crate::personal::query_of(&c.messages);
+    if let (Some(personal), true, Some((at, text, image))) = (state.personal.clone(), c.personalize, query) {
+        let image = image.zip(c.images.as_ref()).map(|(f, d)| d.path().join(f));
+        let opts = repic_personalize::RetrieveOptions { top_k: c.top_k, ..Default::default() };
+        let err = |e: String| ApiError { status: 500, message: format!("retrieval: {e}"), param: None };
+        let (found, refs) = tokio::task::spawn_blocking(move || personal.retrieve(&text, image.as_deref(), &opts))
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(e.to_string()))?;
+        crate::personal::personalize(&mut c.messages, at, &refs);
+        references = Some(crate::personal::extension(&found.results));
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let job = Job {
         messages: c.messages,
@@ -200,7 +217,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     };
     let id = format!("chatcmpl-{:016x}", rand::random::<u64>());
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let head = Head { id, created, model: state.model_name.clone(), n: c.n, prompt_tokens };
+    let head = Head { id, created, model: state.model_name.clone(), n: c.n, prompt_tokens, references };
     if c.stream {
         Ok(stream(head, rx, c.include_usage).into_response())
     } else {
@@ -215,6 +232,7 @@ struct Head {
     model: String,
     n: usize,
     prompt_tokens: usize,
+    references: Option<Value>,
 }
 
 impl Head {
@@ -257,8 +275,12 @@ async fn collect(head: Head, mut rx: UnboundedReceiver<Event>) -> Result<Value, 
                    "finish_reason": finish_reason(f.unwrap_or(Finish::Stop)), "logprobs": null})
         })
         .collect();
-    Ok(json!({"id": head.id, "object": "chat.completion", "created": head.created, "model": head.model,
-              "choices": choices, "usage": head.usage(completion)}))
+    let mut v = json!({"id": head.id, "object": "chat.completion", "created": head.created, "model": head.model,
+              "choices": choices, "usage": head.usage(completion)});
+    if let Some(r) = head.references {
+        v["repic"] = r;
+    }
+    Ok(v)
 }
 
 fn stream(
@@ -270,7 +292,11 @@ fn stream(
         let mut rx = rx;
         let data = |v: Value| Ok::<_, Infallible>(SseEvent::default().data(v.to_string()));
         for i in 0..head.n {
-            yield data(head.chunk(json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}])));
+            let mut first = head.chunk(json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]));
+            if let Some(r) = &head.references {
+                first["repic"] = r.clone();
+            }
+            yield data(first);
         }
         let mut left = head.n;
         let mut completion = 0;

@@ -3,7 +3,9 @@
 //! field and answers as OpenAI's API does (`openai`, `chat`).
 
 pub mod chat;
+pub mod concepts;
 pub mod openai;
+pub mod personal;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -61,13 +63,21 @@ pub struct AppState {
     pub api_key: Option<String>,
     /// Start time (seconds since the epoch).
     pub created: u64,
+    /// The concept store, when the server personalizes.
+    pub personal: Option<Arc<personal::Personal>>,
 }
 
 impl AppState {
     /// State for `scheduler` serving `model_name`.
     pub fn new(scheduler: Scheduler, model_name: String, limits: Limits, api_key: Option<String>) -> Self {
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        AppState { scheduler, model_name, limits, api_key, created }
+        AppState { scheduler, model_name, limits, api_key, created, personal: None }
+    }
+
+    /// The same state personalizing with `personal`'s store.
+    pub fn with_personal(mut self, personal: personal::Personal) -> Self {
+        self.personal = Some(Arc::new(personal));
+        self
     }
 }
 
@@ -101,13 +111,17 @@ async fn not_found() -> Response {
     chat::error_response(&ApiError { status: 404, message: "no such route".into(), param: None })
 }
 
-/// The routes: `/health`, `/v1/models`, `/v1/chat/completions`, behind the key check and the body limit.
+/// The routes: `/health`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
+/// the key check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/concepts", get(concepts::list).post(concepts::create))
+        .route("/v1/concepts/{key}", get(concepts::one).patch(concepts::edit).delete(concepts::remove))
+        .route("/v1/retrieve", post(concepts::retrieve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(limit))

@@ -95,6 +95,18 @@ pub struct ChatRequest {
     pub presence_penalty: Option<f64>,
     /// Only false is supported.
     pub logprobs: Option<bool>,
+    /// repic's extension: personalization settings.
+    pub repic: Option<RepicOptions>,
+}
+
+/// `repic`: how a request is personalized (when the server has a concept store).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepicOptions {
+    /// Retrieve concepts and put them into the prompt (default true).
+    pub personalize: Option<bool>,
+    /// Concepts retrieved by image (default 1; names in the text come on top).
+    pub top_k: Option<usize>,
 }
 
 /// One message.
