@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod concepts;
+pub mod metrics;
 pub mod openai;
 pub mod personal;
 pub mod scheduler;
@@ -65,13 +66,15 @@ pub struct AppState {
     pub created: u64,
     /// The concept store, when the server personalizes.
     pub personal: Option<Arc<personal::Personal>>,
+    /// Request counters for `/metrics`.
+    pub http: metrics::HttpStats,
 }
 
 impl AppState {
     /// State for `scheduler` serving `model_name`.
     pub fn new(scheduler: Scheduler, model_name: String, limits: Limits, api_key: Option<String>) -> Self {
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        AppState { scheduler, model_name, limits, api_key, created, personal: None }
+        AppState { scheduler, model_name, limits, api_key, created, personal: None, http: Default::default() }
     }
 
     /// The same state personalizing with `personal`'s store.
@@ -111,19 +114,21 @@ async fn not_found() -> Response {
     chat::error_response(&ApiError { status: 404, message: "no such route".into(), param: None })
 }
 
-/// The routes: `/health`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
+/// The routes: `/health`, `/metrics`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
 /// the key check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/concepts", get(concepts::list).post(concepts::create))
         .route("/v1/concepts/{key}", get(concepts::one).patch(concepts::edit).delete(concepts::remove))
         .route("/v1/retrieve", post(concepts::retrieve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -287,4 +287,17 @@ async fn a_hundred_concurrent_requests_all_complete() {
         assert_eq!(s, 200, "{b}");
         assert!(serde_json::from_str::<Value>(&b).unwrap()["choices"][0]["message"]["content"].is_string());
     }
+    // The Prometheus page counts them.
+    let (s, head, m) = http(&addr, "GET", "/metrics", "", None).await;
+    assert_eq!(s, 200);
+    assert!(head.contains("text/plain"), "{head}");
+    let value = |name: &str| -> f64 {
+        m.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).unwrap().parse().unwrap()
+    };
+    assert_eq!(value("repic_requests_total{code=\"2xx\"}"), 100.0);
+    assert_eq!(value("repic_request_duration_seconds_count"), 100.0);
+    let tokens: f64 = (0..100).map(|i| (4 + i % 5) as f64).sum();
+    assert!(value("repic_generated_tokens_total") <= tokens + 100.0);
+    assert!(value("repic_batch_occupancy") > 1.0, "{m}");
+    assert_eq!(value("repic_running_sequences"), 0.0);
 }
