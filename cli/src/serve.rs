@@ -47,6 +47,10 @@ pub struct Args {
     /// Images per request at most.
     #[arg(long, default_value_t = 8)]
     max_images: usize,
+    /// Prompt positions prefilled between two decode steps (0: whole prompts), so that a long prompt does not
+    /// stall running requests.
+    #[arg(long, default_value_t = 512)]
+    prefill_chunk: usize,
     /// New tokens when a request names none.
     #[arg(long, default_value_t = 512)]
     default_max_tokens: usize,
@@ -80,7 +84,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         default_max_tokens: a.default_max_tokens,
         max_context: context,
     };
-    let opts = SchedulerOptions { max_batch: a.max_batch as usize, queue: a.queue as usize, max_context: context };
+    let opts = SchedulerOptions {
+        max_batch: a.max_batch as usize,
+        queue: a.queue as usize,
+        max_context: context,
+        prefill_chunk: a.prefill_chunk,
+    };
     let scheduler = Scheduler::start(ckpt, default_device(), opts);
     let mut state = AppState::new(scheduler, name.clone(), limits, a.api_key.clone());
     if let Some(db) = &a.db {

@@ -42,6 +42,7 @@ struct Checked {
     include_usage: bool,
     personalize: bool,
     top_k: usize,
+    logprobs: bool,
 }
 
 fn check(req: ChatRequest, state: &AppState) -> Result<Checked, ApiError> {
@@ -56,8 +57,9 @@ fn check(req: ChatRequest, state: &AppState) -> Result<Checked, ApiError> {
             return Err(ApiError::invalid(field, "is not supported (only 0)"));
         }
     }
-    if req.logprobs == Some(true) {
-        return Err(ApiError::invalid("logprobs", "is not supported"));
+    let logprobs = req.logprobs.unwrap_or(false);
+    if logprobs && req.stream == Some(true) {
+        return Err(ApiError::invalid("logprobs", "is returned in non-streamed answers only"));
     }
     let n = req.n.unwrap_or(1);
     if n == 0 || n > lim.max_n as u64 {
@@ -153,6 +155,7 @@ fn check(req: ChatRequest, state: &AppState) -> Result<Checked, ApiError> {
         include_usage: req.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
         personalize: req.repic.as_ref().and_then(|r| r.personalize).unwrap_or(true),
         top_k: req.repic.as_ref().and_then(|r| r.top_k).unwrap_or(1),
+        logprobs,
     })
 }
 
@@ -221,7 +224,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     if c.stream {
         Ok(stream(head, rx, c.include_usage).into_response())
     } else {
-        collect(head, rx).await.map(|v| axum::Json(v).into_response())
+        collect(head, rx, c.logprobs).await.map(|v| axum::Json(v).into_response())
     }
 }
 
@@ -250,16 +253,24 @@ impl Head {
     }
 }
 
-async fn collect(head: Head, mut rx: UnboundedReceiver<Event>) -> Result<Value, ApiError> {
+async fn collect(head: Head, mut rx: UnboundedReceiver<Event>, logprobs: bool) -> Result<Value, ApiError> {
     let mut texts = vec![String::new(); head.n];
     let mut finish: Vec<Option<Finish>> = vec![None; head.n];
+    let mut lps: Vec<Value> = vec![Value::Null; head.n];
     let mut completion = 0;
     while finish.iter().any(Option::is_none) {
         match rx.recv().await {
             Some(Event::Delta { index, text }) => texts[index].push_str(&text),
-            Some(Event::Done { index, finish: f, tokens }) => {
+            Some(Event::Done { index, finish: f, tokens, logprobs: lp }) => {
                 finish[index] = Some(f);
                 completion += tokens;
+                if logprobs {
+                    let content: Vec<Value> = lp
+                        .iter()
+                        .map(|(id, t, l)| json!({"token": t, "id": id, "logprob": l, "top_logprobs": []}))
+                        .collect();
+                    lps[index] = json!({"content": content});
+                }
             }
             Some(Event::Failed { status, message }) => return Err(ApiError { status, message, param: None }),
             Some(Event::Started { .. }) => {}
@@ -269,10 +280,11 @@ async fn collect(head: Head, mut rx: UnboundedReceiver<Event>) -> Result<Value, 
     let choices: Vec<Value> = texts
         .into_iter()
         .zip(finish)
+        .zip(lps)
         .enumerate()
-        .map(|(i, (t, f))| {
+        .map(|(i, ((t, f), lp))| {
             json!({"index": i, "message": {"role": "assistant", "content": t},
-                   "finish_reason": finish_reason(f.unwrap_or(Finish::Stop)), "logprobs": null})
+                   "finish_reason": finish_reason(f.unwrap_or(Finish::Stop)), "logprobs": lp})
         })
         .collect();
     let mut v = json!({"id": head.id, "object": "chat.completion", "created": head.created, "model": head.model,
@@ -305,7 +317,7 @@ fn stream(
                 Some(Event::Delta { index, text }) => {
                     yield data(head.chunk(json!([{"index": index, "delta": {"content": text}, "finish_reason": null}])));
                 }
-                Some(Event::Done { index, finish, tokens }) => {
+                Some(Event::Done { index, finish, tokens, .. }) => {
                     left -= 1;
                     completion += tokens;
                     yield data(head.chunk(json!([{"index": index, "delta": {}, "finish_reason": finish_reason(finish)}])));

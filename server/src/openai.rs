@@ -93,7 +93,7 @@ pub struct ChatRequest {
     pub frequency_penalty: Option<f64>,
     /// Only 0 is supported.
     pub presence_penalty: Option<f64>,
-    /// Only false is supported.
+    /// Return each generated token's log-probability (non-streamed answers).
     pub logprobs: Option<bool>,
     /// repic's extension: personalization settings.
     pub repic: Option<RepicOptions>,

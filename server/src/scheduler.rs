@@ -1,6 +1,7 @@
 //! Continuous batching: one thread owns the model and decodes every running request in one batch. A request
 //! is prefilled on its own (its chat prepared, its images processed, its prompt run once and forked for `n`
-//! choices) and joins the running batch at the next decode step; a finished choice, or one whose client went
+//! choices, in chunks between decode steps so that a long prompt does not stall the others) and joins the
+//! running batch; a finished choice, or one whose client went
 //! away, leaves the batch at once (the cache's `join` and `release`). Requests wait in a bounded queue; a full
 //! queue is refused at once, so the HTTP layer can answer 429.
 
@@ -14,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use repic_data::Message;
 use repic_models::engine::sampler::choose;
-use repic_models::{Checkpoint, Finish, KvCache, SamplingOptions, SeqId};
+use repic_models::{Checkpoint, Finish, KvCache, SamplingOptions, SeqId, Step};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// One chat completion request as the scheduler runs it.
@@ -62,6 +63,9 @@ pub enum Event {
         finish: Finish,
         /// Tokens it generated.
         tokens: usize,
+        /// Each generated token (id, text) and its log-probability (under the penalised, temperature-scaled
+        /// distribution).
+        logprobs: Vec<(u32, String, f32)>,
     },
     /// The request cannot be run (the message names the field), or the model failed.
     Failed {
@@ -81,6 +85,9 @@ pub struct SchedulerOptions {
     pub queue: usize,
     /// The model's context: prompt plus new tokens at most.
     pub max_context: usize,
+    /// Prompt positions prefilled between two decode steps (0: a whole prompt at once), so that a long prompt
+    /// does not stall the running sequences.
+    pub prefill_chunk: usize,
 }
 
 /// Counters for `/metrics`.
@@ -126,7 +133,19 @@ impl Scheduler {
         let s = stats.clone();
         std::thread::Builder::new()
             .name("repic-scheduler".into())
-            .spawn(move || Loop { ckpt, device, opts, stats: s, cache: None, running: Vec::new() }.run(rx))
+            .spawn(move || {
+                let l = Loop {
+                    ckpt,
+                    device,
+                    opts,
+                    stats: s,
+                    cache: None,
+                    running: Vec::new(),
+                    pending: None,
+                    prefill: None,
+                };
+                l.run(rx)
+            })
             .expect("spawning the scheduler thread");
         Scheduler { tx, stats }
     }
@@ -155,6 +174,7 @@ struct Seq {
     rng: ChaCha8Rng,
     sent: usize,
     generated: usize,
+    logprobs: Vec<(u32, f32)>,
     done: Option<Finish>,
 }
 
@@ -175,6 +195,23 @@ struct Loop<B: Backend> {
     stats: Arc<Stats>,
     cache: Option<KvCache<B>>,
     running: Vec<Seq>,
+    /// A job taken from the queue that waits for room in the batch.
+    pending: Option<Job>,
+    /// The prompt being prefilled, chunk by chunk.
+    prefill: Option<Prefill<B>>,
+}
+
+/// A prompt being prefilled into its own cache.
+struct Prefill<B: Backend> {
+    job: Arc<JobState>,
+    n: usize,
+    seed: u64,
+    ids: Vec<u32>,
+    cache: KvCache<B>,
+    embeds: burn::tensor::Tensor<B, 3>,
+    positions: repic_models::qwen2_vl::rope::Positions,
+    done: usize,
+    next_position: i64,
 }
 
 fn failed(status: u16, message: impl Into<String>) -> Event {
@@ -184,30 +221,34 @@ fn failed(status: u16, message: impl Into<String>) -> Event {
 impl<B: Backend> Loop<B> {
     fn run(mut self, rx: Receiver<Job>) {
         loop {
-            // Wait for work when idle; otherwise take what is queued, as long as the batch has room.
-            while self.running.len() < self.opts.max_batch {
-                let job = if self.running.is_empty() {
-                    match rx.recv() {
-                        Ok(j) => j,
-                        Err(_) => return,
+            // Take the next job when no prompt is being prefilled; wait for one only when there is nothing else.
+            if self.prefill.is_none() && self.pending.is_none() {
+                let idle = self.running.is_empty();
+                let next = if idle { rx.recv().ok() } else { rx.try_recv().ok() };
+                match next {
+                    Some(job) => {
+                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        self.pending = Some(job);
                     }
+                    None if idle => return,
+                    None => {}
+                }
+            }
+            if self.prefill.is_none()
+                && let Some(job) = self.pending.take()
+            {
+                if self.running.len() + job.n <= self.opts.max_batch || self.running.is_empty() {
+                    self.start(job);
                 } else {
-                    match rx.try_recv() {
-                        Ok(j) => j,
-                        Err(_) => break,
-                    }
-                };
-                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                if job.n > self.opts.max_batch {
-                    let msg = format!("n: {} choices exceed the batch of {}", job.n, self.opts.max_batch);
-                    let _ = job.events.send(failed(400, msg));
-                    continue;
+                    self.pending = Some(job);
                 }
-                if job.events.is_closed() {
-                    continue;
-                }
-                if let Err(e) = self.admit(job) {
-                    tracing::error!("prefill failed: {e}");
+            }
+            if self.prefill.is_some()
+                && let Err(e) = self.prefill_chunk()
+            {
+                tracing::error!("prefill failed: {e}");
+                if let Some(p) = self.prefill.take() {
+                    let _ = p.job.events.send(failed(500, format!("the model failed: {e}")));
                 }
             }
             if self.running.is_empty() {
@@ -219,19 +260,27 @@ impl<B: Backend> Loop<B> {
                     let _ = s.job.events.send(failed(500, format!("the model failed: {e}")));
                 }
                 self.cache = None;
+                self.stats.running.store(0, Ordering::Relaxed);
             }
         }
     }
 
-    /// Prepare, prefill and fork one job; its first tokens are chosen here. Errors of the request go to its
-    /// client; the returned error is the model's.
-    fn admit(&mut self, job: Job) -> Result<(), String> {
+    /// Check and prepare a job and set up its prefill. Errors of the request go to its client.
+    fn start(&mut self, job: Job) {
+        if job.n > self.opts.max_batch {
+            let msg = format!("n: {} choices exceed the batch of {}", job.n, self.opts.max_batch);
+            let _ = job.events.send(failed(400, msg));
+            return;
+        }
+        if job.events.is_closed() {
+            return;
+        }
         let root = job.images.as_ref().map_or_else(PathBuf::new, |d| d.path().to_path_buf());
         let prepared = match self.ckpt.prepare(&job.messages, &root) {
             Ok(p) => p,
             Err(e) => {
                 let _ = job.events.send(failed(400, format!("messages: {e}")));
-                return Ok(());
+                return;
             }
         };
         let input = prepared.input;
@@ -243,47 +292,88 @@ impl<B: Backend> Loop<B> {
                 self.opts.max_context
             );
             let _ = job.events.send(failed(400, msg));
+            return;
+        }
+        let model = &self.ckpt.model;
+        let step = match model.prompt_step(&input, &self.device) {
+            Ok((step, delta)) => (step, delta),
+            Err(e) => {
+                let _ = job.events.send(failed(400, format!("messages: {e}")));
+                return;
+            }
+        };
+        let ((step, delta), ids) = (step, input.ids);
+        let _ = job.events.send(Event::Started { prompt_tokens: ids.len() });
+        let positions = step.positions.into_iter().next().expect("one row");
+        self.prefill = Some(Prefill {
+            // The first generated token sits at text position prompt length + the images' rope delta.
+            next_position: ids.len() as i64 + delta,
+            job: Arc::new(JobState {
+                sampling: job.sampling,
+                max_new_tokens: job.max_new_tokens,
+                stop: job.stop,
+                ignore_eos: job.ignore_eos,
+                events: job.events,
+                _images: job.images,
+            }),
+            n: job.n,
+            seed: job.seed,
+            cache: model.new_cache(),
+            embeds: step.embeds,
+            positions,
+            done: 0,
+            ids,
+        });
+    }
+
+    /// Run the next chunk of the prefill; after the last one, choose the first tokens, fork for the choices and
+    /// join the running batch. The returned error is the model's.
+    fn prefill_chunk(&mut self) -> Result<(), String> {
+        let p = self.prefill.as_mut().expect("called with a prefill");
+        if p.job.events.is_closed() {
+            self.prefill = None;
+            self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let _ = job.events.send(Event::Started { prompt_tokens: input.ids.len() });
+        let total = p.ids.len();
+        let chunk = if self.opts.prefill_chunk == 0 { total } else { self.opts.prefill_chunk };
+        let (start, end) = (p.done, (p.done + chunk).min(total));
         let model = &self.ckpt.model;
-        let (step, next_position) = model.prompt_step(&input, &self.device).map_err(|e| e.to_string())?;
-        let mut cache = model.new_cache();
-        let h = model.forward(step, &mut cache).map_err(|e| e.to_string())?;
+        let positions = p.positions.clone().map(|axis| axis[start..end].to_vec());
+        let step = Step { embeds: p.embeds.clone().narrow(1, start, end - start), positions: vec![positions] };
+        let h = model.forward(step, &mut p.cache).map_err(|e| e.to_string())?;
+        p.done = end;
+        self.stats.prefilled.fetch_add((end - start) as u64, Ordering::Relaxed);
+        if end < total {
+            return Ok(());
+        }
+        let mut p = self.prefill.take().expect("checked above");
         let [_, t, d] = h.dims();
         let logits: Vec<f32> =
             model.project(h.narrow(1, t - 1, 1).reshape([1, d])).into_data().to_vec().map_err(|e| format!("{e:?}"))?;
-        self.stats.prefilled.fetch_add(input.ids.len() as u64, Ordering::Relaxed);
-        let first = cache.ids()[0];
-        let ids = cache.fork(first, job.n).map_err(|e| e.to_string())?;
-        let state = Arc::new(JobState {
-            sampling: job.sampling,
-            max_new_tokens: job.max_new_tokens,
-            stop: job.stop,
-            ignore_eos: job.ignore_eos,
-            events: job.events,
-            _images: job.images,
-        });
-        let mut new = Vec::with_capacity(job.n);
+        let first = p.cache.ids()[0];
+        let ids = p.cache.fork(first, p.n).map_err(|e| e.to_string())?;
+        let mut new = Vec::with_capacity(p.n);
         for (index, id) in ids.into_iter().enumerate() {
             let mut s = Seq {
                 id,
-                job: state.clone(),
+                job: p.job.clone(),
                 index,
-                history: input.ids.clone(),
+                history: p.ids.clone(),
                 tokens: Vec::new(),
-                next_position,
-                rng: ChaCha8Rng::seed_from_u64(job.seed.wrapping_add(index as u64)),
+                next_position: p.next_position,
+                rng: ChaCha8Rng::seed_from_u64(p.seed.wrapping_add(index as u64)),
                 sent: 0,
                 generated: 0,
+                logprobs: Vec::new(),
                 done: None,
             };
             self.advance(&mut s, &logits);
             new.push(s);
         }
         match &mut self.cache {
-            Some(c) => c.join(cache).map_err(|e| e.to_string())?,
-            None => self.cache = Some(cache),
+            Some(c) => c.join(p.cache).map_err(|e| e.to_string())?,
+            None => self.cache = Some(p.cache),
         }
         self.running.extend(new);
         self.retire();
@@ -322,8 +412,9 @@ impl<B: Backend> Loop<B> {
             self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (tok, _) = choose(logits, &s.history, &job.sampling, &mut s.rng);
+        let (tok, lp) = choose(logits, &s.history, &job.sampling, &mut s.rng);
         s.history.push(tok);
+        s.logprobs.push((tok, lp));
         s.generated += 1;
         self.stats.generated.fetch_add(1, Ordering::Relaxed);
         let eos = !job.ignore_eos && self.ckpt.stop_tokens.contains(&tok);
@@ -355,7 +446,11 @@ impl<B: Backend> Loop<B> {
             s.sent = end;
         }
         if let Some(f) = finish {
-            let _ = job.events.send(Event::Done { index: s.index, finish: f, tokens: s.generated });
+            let logprobs = std::mem::take(&mut s.logprobs)
+                .into_iter()
+                .map(|(t, l)| (t, self.ckpt.tokenizer.decode(&[t]).unwrap_or_default(), l))
+                .collect();
+            let _ = job.events.send(Event::Done { index: s.index, finish: f, tokens: s.generated, logprobs });
             s.done = Some(f);
         }
     }

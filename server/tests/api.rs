@@ -35,7 +35,8 @@ async fn start(max_batch: usize, queue: usize, api_key: Option<&str>) -> (String
 async fn start_with(max_batch: usize, queue: usize, api_key: Option<&str>, context: usize) -> (String, Arc<AppState>) {
     let dev = Default::default();
     let ckpt = Checkpoint::<B>::load(&model_dir(), &dev).unwrap();
-    let opts = SchedulerOptions { max_batch, queue, max_context: context };
+    // Small prefill chunks: every prompt here is prefilled in several pieces between decode steps.
+    let opts = SchedulerOptions { max_batch, queue, max_context: context, prefill_chunk: 16 };
     let scheduler = Scheduler::start(ckpt, dev, opts);
     let limits = Limits { max_body_bytes: 1 << 20, max_context: context, ..Limits::default() };
     let state = Arc::new(AppState::new(scheduler, "tiny".into(), limits, api_key.map(str::to_string)));
@@ -88,8 +89,8 @@ fn chat(prompt: &str, max_tokens: u64, extra: Value) -> String {
     v.to_string()
 }
 
-/// The engine's own greedy answer to the same chat (image from the fixture folder).
-fn solo(prompt: &str, max_tokens: usize) -> String {
+/// The engine's own greedy answer to the same chat (image from the fixture folder): text and log-probabilities.
+fn solo_lp(prompt: &str, max_tokens: usize) -> (String, Vec<f32>) {
     let dev = Default::default();
     let ckpt = Checkpoint::<B>::load(&model_dir(), &dev).unwrap();
     let m = Message::user_with_images(["image0.png"], prompt);
@@ -97,7 +98,11 @@ fn solo(prompt: &str, max_tokens: usize) -> String {
     let opts =
         GenerateOptions { max_new_tokens: max_tokens, stop_tokens: ckpt.stop_tokens.clone(), ..Default::default() };
     let g = ckpt.engine(&dev).generate(&p.input, &opts).unwrap();
-    g.text
+    (g.text, g.logprobs)
+}
+
+fn solo(prompt: &str, max_tokens: usize) -> String {
+    solo_lp(prompt, max_tokens).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,20 +111,31 @@ async fn concurrent_answers_equal_the_engines_and_streaming_agrees() {
     let prompts: Vec<String> = (0..6).map(|i| format!("Describe the image in detail {i}.")).collect();
     let mut tasks = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
-        let (addr, body) = (addr.clone(), chat(p, 6 + i as u64, json!({})));
+        let (addr, body) = (addr.clone(), chat(p, 40 + i as u64, json!({"logprobs": true})));
         tasks.push(tokio::spawn(async move { http(&addr, "POST", "/v1/chat/completions", &body, None).await }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
         let (status, _, body) = t.await.unwrap();
         assert_eq!(status, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
-        let want = tokio::task::spawn_blocking({
+        let (want, want_lp) = tokio::task::spawn_blocking({
             let p = prompts[i].clone();
-            move || solo(&p, 6 + i)
+            move || solo_lp(&p, 40 + i)
         })
         .await
         .unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], want, "prompt {i}");
+        // Token by token, the batch's log-probabilities are the engine's alone (positions, cache, padding).
+        let got: Vec<f64> = v["choices"][0]["logprobs"]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["logprob"].as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), want_lp.len().min(40 + i), "prompt {i}");
+        for (k, (g, w)) in got.iter().zip(&want_lp).enumerate() {
+            assert!((g - f64::from(*w)).abs() < 1e-3, "prompt {i} token {k}: {g} vs {w}");
+        }
         assert_eq!(v["object"], "chat.completion");
         let u = &v["usage"];
         assert_eq!(u["total_tokens"], u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap());

@@ -28,7 +28,8 @@ fn data_url(p: &Path) -> String {
 async fn start(store: &Path) -> String {
     let dev = Default::default();
     let ckpt = Checkpoint::<B>::load(&root("models/tests/fixtures/qwen2_vl"), &dev).unwrap();
-    let scheduler = Scheduler::start(ckpt, dev, SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096 });
+    let scheduler =
+        Scheduler::start(ckpt, dev, SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096, prefill_chunk: 0 });
     let limits = Limits { max_context: 4096, ..Limits::default() };
     let state = AppState::new(scheduler, "tiny".into(), limits, None).with_personal(Personal::open(store).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
