@@ -1,5 +1,5 @@
 //! `repic serve` as a process: it prints the address it bound (`--port 0`: a free one), answers, refuses a
-//! request without the key, and exits cleanly on SIGTERM.
+//! request without the key, and on SIGTERM finishes the request in flight, then exits cleanly.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -36,8 +36,30 @@ fn serve_binds_answers_and_shuts_down_on_sigterm() {
     assert_eq!(get(&addr, "/v1/models", None).0, 401);
     #[cfg(unix)]
     {
+        // A streamed answer in flight when SIGTERM comes is finished before the server exits.
+        let body = r#"{"messages": [{"role": "user", "content": "Say a lot."}], "max_tokens": 400, "ignore_eos": true,
+            "stream": true}"#;
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut head = String::new();
+        while !head.contains("data: ") {
+            let mut l = String::new();
+            assert!(reader.read_line(&mut l).unwrap() > 0, "the stream ended early: {head}");
+            head.push_str(&l);
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("data: [DONE]"), "the stream was cut: {rest}");
+        assert!(rest.contains("\"finish_reason\":\"length\""), "{rest}");
         let status = child.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }
