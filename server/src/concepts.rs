@@ -116,9 +116,15 @@ async fn read_form(mut m: Multipart, max_images: usize) -> Result<Form, ApiError
         match name.as_str() {
             "key" | "name" | "category" | "info" => {
                 let text = field.text().await.map_err(|e| ApiError::invalid(name.clone(), e.to_string()))?;
-                form.fields.insert(name, text);
+                // A browser form sends its empty inputs too: an empty field is an absent one.
+                if !text.trim().is_empty() {
+                    form.fields.insert(name, text);
+                }
             }
             "image" | "add_image" => {
+                if field.file_name().is_some_and(str::is_empty) {
+                    continue;
+                }
                 n += 1;
                 if n > max_images {
                     return Err(ApiError::invalid(name, format!("at most {max_images} images")));

@@ -85,7 +85,8 @@ impl AppState {
 }
 
 async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if let Some(key) = &state.api_key {
+    // The page itself holds no data (it asks for the key and sends it with every API call).
+    if let (Some(key), false) = (&state.api_key, req.uri().path() == "/") {
         let given =
             req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(key.as_str()) {
@@ -110,15 +111,21 @@ async fn models(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+/// The web page (`/`): concepts and questions in the browser, on the API below.
+async fn page() -> Response {
+    axum::response::Html(include_str!("page.html")).into_response()
+}
+
 async fn not_found() -> Response {
     chat::error_response(&ApiError { status: 404, message: "no such route".into(), param: None })
 }
 
-/// The routes: `/health`, `/metrics`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
+/// The routes: `/` (the web page), `/health`, `/metrics`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
 /// the key check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics::metrics))
