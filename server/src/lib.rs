@@ -7,6 +7,7 @@ pub mod concepts;
 pub mod metrics;
 pub mod openai;
 pub mod personal;
+pub mod recognize;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -120,7 +121,8 @@ async fn not_found() -> Response {
     chat::error_response(&ApiError { status: 404, message: "no such route".into(), param: None })
 }
 
-/// The routes: `/` (the web page), `/health`, `/metrics`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`, behind
+/// The routes: `/` (the web page), `/health`, `/metrics`, `/v1/models`, `/v1/chat/completions`, `/v1/concepts[/{key}]`, `/v1/retrieve`,
+/// `/v1/recognize`, behind
 /// the key check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.limits.max_body_bytes;
@@ -133,6 +135,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/concepts", get(concepts::list).post(concepts::create))
         .route("/v1/concepts/{key}", get(concepts::one).patch(concepts::edit).delete(concepts::remove))
         .route("/v1/retrieve", post(concepts::retrieve))
+        .route("/v1/recognize", post(recognize::recognize))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -40,6 +40,16 @@ pub struct Job {
     pub events: UnboundedSender<Event>,
 }
 
+/// Other work for the model thread, run between two decode steps with the checkpoint (`&Checkpoint<B>` of the
+/// backend the scheduler was started with, as `Any`): R2P's recognition, for example.
+pub type Task = Box<dyn FnOnce(&dyn std::any::Any) + Send>;
+
+/// What the model thread receives.
+enum Work {
+    Chat(Job),
+    Task(Task),
+}
+
 /// What a job reports, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -112,7 +122,7 @@ pub struct Stats {
 /// The queue to the model thread.
 #[derive(Clone)]
 pub struct Scheduler {
-    tx: SyncSender<Job>,
+    tx: SyncSender<Work>,
     /// Live counters.
     pub stats: Arc<Stats>,
 }
@@ -152,8 +162,17 @@ impl Scheduler {
 
     /// Queue a job; `Busy` when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), Busy> {
+        self.send(Work::Chat(job))
+    }
+
+    /// Queue a task for the model thread; `Busy` when the queue is full.
+    pub fn run_task(&self, task: Task) -> Result<(), Busy> {
+        self.send(Work::Task(task))
+    }
+
+    fn send(&self, work: Work) -> Result<(), Busy> {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
+        match self.tx.try_send(work) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
@@ -219,16 +238,20 @@ fn failed(status: u16, message: impl Into<String>) -> Event {
 }
 
 impl<B: Backend> Loop<B> {
-    fn run(mut self, rx: Receiver<Job>) {
+    fn run(mut self, rx: Receiver<Work>) {
         loop {
             // Take the next job when no prompt is being prefilled; wait for one only when there is nothing else.
             if self.prefill.is_none() && self.pending.is_none() {
                 let idle = self.running.is_empty();
                 let next = if idle { rx.recv().ok() } else { rx.try_recv().ok() };
                 match next {
-                    Some(job) => {
+                    Some(Work::Chat(job)) => {
                         self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                         self.pending = Some(job);
+                    }
+                    Some(Work::Task(task)) => {
+                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        task(&self.ckpt);
                     }
                     None if idle => return,
                     None => {}

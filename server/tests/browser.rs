@@ -1,6 +1,7 @@
 //! The web page in a real browser: headless Chromium (Debian's `chromium` + `chromium-driver`) driven over
 //! WebDriver with fantoccini adds a concept through the page's form, then asks about an uploaded image and sees
-//! the answer stream in with the new concept among the references. With `REPIC_SCREENSHOT=FILE` it also saves
+//! the answer stream in with the new concept among the references, then asks R2P which concept it is and sees
+//! its trace. With `REPIC_SCREENSHOT=FILE` it also saves
 //! a screenshot (the README's). It fails, never skips, when chromedriver is missing: `.ci/run` installs it.
 
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ async fn add_a_concept_then_ask_in_a_real_browser() {
     let _driver = Driver(child);
     let mut caps = serde_json::Map::new();
     let mut chrome = serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-        "--disable-dev-shm-usage", "--window-size=1000,1300"]});
+        "--disable-dev-shm-usage", "--window-size=1000,1800"]});
     if Path::new("/usr/bin/chromium").exists() {
         chrome["binary"] = "/usr/bin/chromium".into();
     }
@@ -119,6 +120,18 @@ async fn add_a_concept_then_ask_in_a_real_browser() {
     assert!(refs.starts_with("<zed> (named)"), "references shown: {refs:?}");
     let answer = c.find(Locator::Id("answer")).await.unwrap();
     assert_eq!(answer.attr("class").await.unwrap().unwrap_or_default(), "", "the answer is an error");
+    // R2P on the same image: the trace says which stage decided.
+    c.find(Locator::Id("recognize-submit")).await.unwrap().click().await.unwrap();
+    let trace = c.find(Locator::Id("trace")).await.unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = trace.text().await.unwrap();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.starts_with("recognized <") && text.contains("decided by retrieval"), "{text}");
     if let Ok(path) = std::env::var("REPIC_SCREENSHOT") {
         std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
     }

@@ -158,6 +158,13 @@ async fn chats_are_personalized_and_concepts_edit_over_http() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["results"].as_array().unwrap().len(), 3);
     assert!(v["prompt_block"].as_str().unwrap().starts_with("<image>1. Name: <c1>, Info: a red ball"), "{v}");
+    // R2P over HTTP: the random model's reasoning cannot be read, so the retrieval ranking decides, and says so.
+    let (s, v) = json_req(&addr, "POST", "/v1/recognize", json!({"image": data_url(&q), "max_new_tokens": 8})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["decided_by"], "retrieval");
+    assert_eq!(v["key"], v["shortlist"][0]["key"]);
+    let (s, v) = json_req(&addr, "POST", "/v1/recognize", json!({"image": data_url(&q), "shortlist": 9})).await;
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("shortlist")));
     let (s, _) = json_req(&addr, "DELETE", "/v1/concepts/%3Czed%3E", json!({})).await;
     assert_eq!(s, 200);
     let (_, v) = json_req(&addr, "POST", "/v1/chat/completions", chat("Where is <zed>?", &q, json!({}))).await;
