@@ -8,17 +8,11 @@ use repic_models::{DefaultBackend as Backend, GenerateOptions, SamplingOptions, 
 use repic_personalize::ground::ground;
 use repic_personalize::{CropSource, RetrieveOptions, Retriever, SqliteStore, open_rgb};
 
-use crate::prompt::load_model;
-
 /// `repic ask`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model: a model folder, a PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// The concept store.
     #[arg(long)]
     db: PathBuf,
@@ -54,7 +48,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (bar, mut update) = crate::db::embed_bar();
     let (retriever, _) = Retriever::<Backend>::open(&mut store, None, &dev, &mut update)?;
     bar.finish_and_clear();
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
+    let ckpt = a.model.load()?;
     let image = a.image.as_deref().map(open_rgb).transpose()?;
     let grounding = match (&a.image, a.detect) {
         (Some(path), true) => {

@@ -27,12 +27,8 @@ pub enum BenchCommand {
 /// Arguments of `repic bench generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model (`--model` may also be a run's checkpoint-N/ or run folder).
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// Images of the prompt (repeat for several).
     #[arg(long = "image")]
     images: Vec<PathBuf>,
@@ -97,7 +93,7 @@ fn generate(a: Args) -> anyhow::Result<()> {
         bail!("--no-cache measures one greedy sequence; drop --batch/--group");
     }
     let dev = device();
-    let (ckpt, prepared) = load_prompt(&a.model, a.adapter.as_deref(), &a.images, None, a.prompt.clone())?;
+    let (ckpt, prepared) = load_prompt(&a.model, &a.images, None, a.prompt.clone())?;
     let input = &prepared.input;
     let n = a.new_tokens;
     let opts = GenerateOptions {

@@ -172,18 +172,12 @@ pub fn embed_bar() -> (ProgressBar, impl FnMut(usize, usize)) {
 
 /// Embed what is missing when the store names an encoder (after an edit: only what changed).
 fn sync(store: &mut SqliteStore, clip: Option<&Path>) -> anyhow::Result<()> {
-    let known = store.encoder()?;
-    let dir = match (clip, &known) {
-        (Some(d), _) => d.to_path_buf(),
-        (None, Some(k)) => k.dir.clone(),
-        (None, None) => return Ok(()),
-    };
-    let enc = Encoder::<Backend>::load(&dir, known.as_ref(), &default_device())?;
+    let Some(enc) = Encoder::<Backend>::for_store(store, clip, &default_device())? else { return Ok(()) };
     let (bar, mut update) = embed_bar();
     let r = sync_embeddings(store, &enc, &mut update)?;
     bar.finish_and_clear();
     if r.images + r.texts > 0 {
-        eprintln!("embedded {} images and {} descriptions with {}", r.images, r.texts, dir.display());
+        eprintln!("embedded {} images and {} descriptions with {}", r.images, r.texts, enc.reference().dir.display());
     }
     if r.without_file > 0 {
         eprintln!("{} images were imported as paths only and take no part in image retrieval", r.without_file);

@@ -16,8 +16,6 @@ use repic_models::{DefaultBackend as Backend, default_device as device};
 use repic_personalize::prefer::{REPETITION_PENALTY, parse_assessment};
 use repic_personalize::{ConceptStore, Retriever, SqliteStore};
 
-use crate::prompt::load_model;
-
 /// The store-backed evaluations.
 #[derive(clap::Subcommand)]
 pub enum Task {
@@ -32,12 +30,8 @@ pub enum Task {
 /// The model and the store.
 #[derive(clap::Args)]
 pub struct ModelStore {
-    /// Model folder, PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// The concept store.
     #[arg(long)]
     db: PathBuf,
@@ -112,12 +106,8 @@ pub enum PromptForm {
 /// `repic eval preference`.
 #[derive(clap::Args)]
 pub struct PreferenceArgs {
-    /// Model folder, PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// Records with `accu_reward_method = "preference"` (RePIC JSON / JSONL).
     #[arg(long)]
     records: PathBuf,
@@ -158,7 +148,7 @@ fn load(c: &ModelStore) -> anyhow::Result<Loaded> {
     queries.truncate(c.limit.unwrap_or(queries.len()));
     let keys = store.concepts()?.into_iter().map(|c| c.key).collect();
     Ok(Loaded {
-        ckpt: load_model(&c.model, c.adapter.as_deref())?,
+        ckpt: c.model.load()?,
         retriever,
         keys,
         db: store.export()?,
@@ -246,7 +236,7 @@ fn preference(a: PreferenceArgs) -> anyhow::Result<()> {
     let n = records.len();
     let records: Vec<_> = records.into_iter().filter(|r| r.method == Method::Preference).collect();
     anyhow::ensure!(!records.is_empty(), "{}: none of its {n} records is a preference record", a.records.display());
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
+    let ckpt = a.model.load()?;
     let opts = AnswerOptions {
         seed: 0,
         max_new_tokens: a.max_new_tokens,

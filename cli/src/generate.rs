@@ -9,12 +9,8 @@ use crate::prompt::load_prompt;
 /// Arguments of `repic generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder (config.json, *.safetensors, tokenizer.json, tokenizer_config.json / chat template).
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model (`--model` may also be a run's checkpoint-N/ or run folder).
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// An image for the user turn (repeat for several; they come before the prompt, in order).
     #[arg(long = "image")]
     images: Vec<PathBuf>,
@@ -74,7 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     typed.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
     let dev = device();
-    let (ckpt, prepared) = load_prompt(&a.model, a.adapter.as_deref(), &a.images, a.system, a.prompt)?;
+    let (ckpt, prepared) = load_prompt(&a.model, &a.images, a.system, a.prompt)?;
     let d = &ckpt.sampling;
     let sampling = SamplingOptions {
         temperature: a.temperature.unwrap_or(d.temperature),

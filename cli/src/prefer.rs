@@ -5,17 +5,11 @@ use std::path::PathBuf;
 use repic_models::default_device as device;
 use repic_personalize::prefer::assess;
 
-use crate::prompt::load_model;
-
 /// `repic prefer`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The VLM: a model folder, a PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// An image the user prefers (repeat, up to 5).
     #[arg(long = "preferred")]
     preferred: Vec<PathBuf>,
@@ -38,7 +32,7 @@ pub struct Args {
 
 /// Run `repic prefer`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
+    let ckpt = a.model.load()?;
     let r = assess(&ckpt, &a.preferred, &a.non_preferred, &a.a, &a.b, a.max_new_tokens, &device())?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);

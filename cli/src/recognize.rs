@@ -7,17 +7,11 @@ use repic_models::{DefaultBackend as Backend, default_device as device};
 use repic_personalize::r2p::{R2pOptions, recognize};
 use repic_personalize::{Retriever, SqliteStore};
 
-use crate::prompt::load_model;
-
 /// `repic recognize`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The VLM: a model folder, a PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// The concept store.
     #[arg(long)]
     db: PathBuf,
@@ -42,7 +36,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (bar, mut update) = crate::db::embed_bar();
     let (retriever, _) = Retriever::<Backend>::open(&mut store, None, &dev, &mut update)?;
     bar.finish_and_clear();
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
+    let ckpt = a.model.load()?;
     let opts = R2pOptions { shortlist: a.shortlist, max_new_tokens: a.max_new_tokens, ..Default::default() };
     let r = recognize(&ckpt, &retriever, &a.image, &opts, &dev)?;
     if a.json {

@@ -9,17 +9,11 @@ use repic_models::default_device;
 use repic_server::scheduler::{Scheduler, SchedulerOptions};
 use repic_server::{AppState, Limits, router};
 
-use crate::prompt::load_model;
-
 /// `repic serve`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model: a model folder, a PEFT adapter, a run's checkpoint-N/ or a run folder.
-    #[arg(long)]
-    model: PathBuf,
-    /// A PEFT LoRA adapter folder to put on the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
+    #[command(flatten)]
+    model: crate::prompt::ModelArgs,
     /// A concept store (`repic db init`): chats are personalized with it, and `/v1/concepts` edits it.
     #[arg(long)]
     db: Option<PathBuf>,
@@ -69,13 +63,12 @@ fn max_context(dir: &std::path::Path) -> usize {
 
 /// Run `repic serve` until interrupted.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let ckpt = load_model(&a.model, a.adapter.as_deref())?;
-    let source = repic_trainer::ModelSource::resolve(&a.model, a.adapter.as_deref())?;
+    let ckpt = a.model.load()?;
+    let source = repic_trainer::ModelSource::resolve(&a.model.model, a.model.adapter.as_deref())?;
     let context = max_context(&source.base);
-    let name = a
-        .served_model_name
-        .clone()
-        .unwrap_or_else(|| a.model.file_name().map_or_else(|| "repic".into(), |n| n.to_string_lossy().into_owned()));
+    let name = a.served_model_name.clone().unwrap_or_else(|| {
+        a.model.model.file_name().map_or_else(|| "repic".into(), |n| n.to_string_lossy().into_owned())
+    });
     let limits = Limits {
         max_body_bytes: a.max_body_mib as usize * (1 << 20),
         max_images: a.max_images,

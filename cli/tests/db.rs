@@ -29,6 +29,17 @@ fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// A store made with `repic db init --clip` (the tiny CLIP) and `repic db import` of the retrieval fixture:
+/// (its temporary folder, the store's path, the fixture folder).
+fn fixture_store() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = s(&dir.path().join("store"));
+    let fixture = root("personalize/tests/fixtures/retrieval");
+    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
+    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    (dir, store, fixture)
+}
+
 #[test]
 fn a_store_from_init_to_retrieval() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,11 +109,7 @@ fn bad_stores_and_arguments_are_named() {
 
 #[test]
 fn ask_puts_the_retrieved_concepts_into_repics_prompt() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = s(&dir.path().join("store"));
-    let fixture = root("personalize/tests/fixtures/retrieval");
-    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
-    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
+    let (_dir, store, fixture) = fixture_store();
     let q = format!("{fixture}/query2.png");
     let model = root("models/tests/fixtures/qwen2_vl");
     let args = ["ask", "--model", &model, "--db", &store, "--image", &q, "--max-new-tokens", "4", "--json"];
@@ -133,12 +140,8 @@ fn ask_puts_the_retrieved_concepts_into_repics_prompt() {
 
 #[test]
 fn recognize_and_fingerprint_extraction() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = s(&dir.path().join("store"));
-    let fixture = root("personalize/tests/fixtures/retrieval");
+    let (_dir, store, fixture) = fixture_store();
     let model = root("models/tests/fixtures/qwen2_vl");
-    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
-    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
     let q = format!("{fixture}/query3.png");
     let v: Value = serde_json::from_str(&ok(&[
         "recognize",
@@ -177,12 +180,8 @@ fn recognize_and_fingerprint_extraction() {
 
 #[test]
 fn store_benchmarks_and_preference_run_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = s(&dir.path().join("store"));
-    let fixture = root("personalize/tests/fixtures/retrieval");
+    let (dir, store, fixture) = fixture_store();
     let model = root("models/tests/fixtures/qwen2_vl");
-    ok(&["db", "init", &store, "--clip", &root("models/tests/fixtures/clip")]);
-    ok(&["db", "import", &store, &format!("{fixture}/database.json")]);
     let queries = dir.path().join("queries.json");
     std::fs::write(&queries, r#"{"query0.png": ["<c0>"], "query1.png": ["<c2>", "<c4>"]}"#).unwrap();
     let (q, f) = (s(&queries), fixture.clone());

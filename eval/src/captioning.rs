@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use repic_data::{CaptionResult, ConceptDb, caption_prompt};
-use repic_models::Checkpoint;
+use repic_models::{Checkpoint, VlInput};
 
 use crate::EvalError;
 use crate::runner::generate_greedy;
@@ -54,7 +54,19 @@ pub fn caption_queries<B: Backend>(
         let prepared = ckpt.prepare(&chat, image_root).map_err(|e| EvalError::from(e).of(format!("query {image}")))?;
         inputs.push(prepared.input);
     }
-    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, opts.max_new_tokens, opts.batch)?;
+    caption_inputs(ckpt, queries, &inputs, opts, device)
+}
+
+/// Greedy captions of prepared `inputs` (one per query, in order) as RePIC's results: the generation half of
+/// [`caption_queries`], shared with captioning over a concept store.
+pub fn caption_inputs<B: Backend>(
+    ckpt: &Checkpoint<B>,
+    queries: &[(String, Vec<String>)],
+    inputs: &[VlInput],
+    opts: &CaptionOptions,
+    device: &B::Device,
+) -> Result<Captions, EvalError> {
+    let gens = generate_greedy(&ckpt.engine(device), inputs, &ckpt.stop_tokens, opts.max_new_tokens, opts.batch)?;
     let lengths = gens.iter().map(|g| g.tokens.len()).collect();
     let results = queries
         .iter()

@@ -8,13 +8,13 @@ use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use repic_data::{CAPTION_SYSTEM, CaptionResult, Message, Method, PromptReference, reference_turn, task_suffix};
+use repic_data::{CAPTION_SYSTEM, Message, Method, PromptReference, reference_turn, task_suffix};
 use repic_models::Checkpoint;
 use repic_personalize::{CropSource, Reference, RetrieveOptions, Retriever, Via, open_rgb};
 use repic_rewards::first_yes_no;
 use serde::Serialize;
 
-use crate::captioning::{CaptionOptions, Captions};
+use crate::captioning::{CaptionOptions, Captions, caption_inputs};
 use crate::runner::generate_greedy;
 use crate::{Accuracy, EvalError};
 
@@ -95,18 +95,7 @@ pub fn caption_with_store<B: Backend>(
         inputs.push(prepared.input);
         out.references.push(keys);
     }
-    let gens = generate_greedy(&ckpt.engine(device), &inputs, &ckpt.stop_tokens, opts.max_new_tokens, opts.batch)?;
-    out.captions.lengths = gens.iter().map(|g| g.tokens.len()).collect();
-    out.captions.results = queries
-        .iter()
-        .zip(gens)
-        .map(|((image, concepts), g)| CaptionResult {
-            image: image.clone(),
-            concepts: concepts.clone(),
-            caption: g.text,
-            question: opts.question.clone(),
-        })
-        .collect();
+    out.captions = caption_inputs(ckpt, queries, &inputs, opts, device)?;
     Ok(out)
 }
 

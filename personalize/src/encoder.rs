@@ -89,6 +89,18 @@ impl<B: Backend> Encoder<B> {
         })
     }
 
+    /// The encoder of `store`: `clip` when given (it becomes the store's encoder at the next sync), else the one
+    /// the store names; `None` when neither names one.
+    pub fn for_store(store: &dyn ConceptStore, clip: Option<&Path>, device: &B::Device) -> Result<Option<Self>> {
+        let known = store.encoder()?;
+        let dir = match (clip, &known) {
+            (Some(d), _) => d.to_path_buf(),
+            (None, Some(k)) => k.dir.clone(),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Self::load(&dir, known.as_ref(), device)?))
+    }
+
     /// The store's record of this encoder.
     pub fn reference(&self) -> &EncoderRef {
         &self.reference

@@ -37,19 +37,10 @@ impl<B: Backend> Retriever<B> {
         device: &B::Device,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Self, SyncReport)> {
-        let known = store.encoder()?;
-        let dir = match (clip, &known) {
-            (Some(d), _) => d.to_path_buf(),
-            (None, Some(k)) => k.dir.clone(),
-            (None, None) => {
-                return Err(PersonalizeError::Store {
-                    path: store.root().into(),
-                    msg: "names no encoder; give one with `repic db init --clip DIR` or `repic db embed --clip DIR`"
-                        .into(),
-                });
-            }
-        };
-        let encoder = Encoder::load(&dir, known.as_ref(), device)?;
+        let encoder = Encoder::for_store(store, clip, device)?.ok_or_else(|| PersonalizeError::Store {
+            path: store.root().into(),
+            msg: "names no encoder; give one with `repic db init --clip DIR` or `repic db embed --clip DIR`".into(),
+        })?;
         let report = sync_embeddings(store, &encoder, progress)?;
         let index = KeyIndex::load(store, &encoder.reference().id, encoder.dim(), device)?;
         Ok((Retriever { encoder, index, root: store.root().to_path_buf() }, report))

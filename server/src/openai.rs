@@ -177,15 +177,7 @@ pub fn decode_data_url(url: &str, max_bytes: usize, param: &str) -> Result<(Vec<
     if bytes.len() > max_bytes {
         return Err(ApiError::invalid(param, format!("the image is larger than {max_bytes} bytes")));
     }
-    let format = image::guess_format(&bytes)
-        .map_err(|_| ApiError::invalid(param, "not an image (PNG and JPEG are supported)"))?;
-    let ext = match format {
-        image::ImageFormat::Png => "png",
-        image::ImageFormat::Jpeg => "jpg",
-        other => return Err(ApiError::invalid(param, format!("a {other:?} image; PNG and JPEG are supported"))),
-    };
-    image::load_from_memory_with_format(&bytes, format)
-        .map_err(|e| ApiError::invalid(param, format!("the image does not decode: {e}")))?;
+    let ext = repic_personalize::store::check_image_bytes(&bytes).map_err(|e| ApiError::invalid(param, e))?;
     Ok((bytes, ext))
 }
 

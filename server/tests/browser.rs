@@ -4,24 +4,13 @@
 //! its trace. With `REPIC_SCREENSHOT=FILE` it also saves
 //! a screenshot (the README's). It fails, never skips, when chromedriver is missing: `.ci/run` installs it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
-use repic_models::Checkpoint;
-use repic_personalize::store::import_file;
-use repic_personalize::{ImageMode, ImportOptions, Retriever, SqliteStore};
-use repic_server::personal::Personal;
-use repic_server::scheduler::{Scheduler, SchedulerOptions};
-use repic_server::{AppState, Limits, router};
-
-type B = repic_models::DefaultBackend;
-
-fn root(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver(Child);
@@ -33,33 +22,12 @@ impl Drop for Driver {
     }
 }
 
-async fn start_server(store: &Path) -> String {
-    let dev = Default::default();
-    let ckpt = Checkpoint::<B>::load(&root("models/tests/fixtures/qwen2_vl"), &dev).unwrap();
-    let opts = SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096, prefill_chunk: 64 };
-    let scheduler = Scheduler::start(ckpt, dev, opts);
-    let limits = Limits { max_context: 4096, ..Limits::default() };
-    let state = AppState::new(scheduler, "tiny".into(), limits, Some("pagekey".into()))
-        .with_personal(Personal::open(store).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, router(Arc::new(state))).await.unwrap() });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_a_concept_then_ask_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    let fixture = root("personalize/tests/fixtures/retrieval");
-    {
-        let mut store = SqliteStore::create(&store_dir).unwrap();
-        let opts = ImportOptions { image_root: PathBuf::new(), images: ImageMode::Copy, replace: false };
-        import_file(&mut store, &fixture.join("database.json"), &opts).unwrap();
-        let clip = root("models/tests/fixtures/clip");
-        Retriever::<B>::open(&mut store, Some(&clip), &Default::default(), &mut |_, _| {}).unwrap();
-    }
-    let addr = start_server(&store_dir).await;
+    let store_dir = common::fixture_store(dir.path());
+    let fixture = common::fixture();
+    let addr = common::serve(&store_dir, Some("pagekey"), 64).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))

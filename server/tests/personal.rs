@@ -2,40 +2,16 @@
 //! nearest concept; the response says which), concepts are listed, added, edited and removed over HTTP on the
 //! store the CLI uses, an edit is seen by the next request, and bad input is refused without touching the store.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use std::path::Path;
 
 use base64::Engine as _;
-use repic_models::Checkpoint;
-use repic_personalize::store::import_file;
-use repic_personalize::{ImageMode, ImportOptions, Retriever, SqliteStore};
-use repic_server::personal::Personal;
-use repic_server::scheduler::{Scheduler, SchedulerOptions};
-use repic_server::{AppState, Limits, router};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-type B = repic_models::DefaultBackend;
-
-fn root(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
 fn data_url(p: &Path) -> String {
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap()))
-}
-
-async fn start(store: &Path) -> String {
-    let dev = Default::default();
-    let ckpt = Checkpoint::<B>::load(&root("models/tests/fixtures/qwen2_vl"), &dev).unwrap();
-    let scheduler =
-        Scheduler::start(ckpt, dev, SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096, prefill_chunk: 0 });
-    let limits = Limits { max_context: 4096, ..Limits::default() };
-    let state = AppState::new(scheduler, "tiny".into(), limits, None).with_personal(Personal::open(store).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, router(Arc::new(state))).await.unwrap() });
-    addr
 }
 
 async fn http(addr: &str, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, Value) {
@@ -90,21 +66,9 @@ fn chat(text: &str, image: &Path, extra: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chats_are_personalized_and_concepts_edit_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    let fixture = root("personalize/tests/fixtures/retrieval");
-    {
-        let mut store = SqliteStore::create(&store_dir).unwrap();
-        let opts = ImportOptions { image_root: PathBuf::new(), images: ImageMode::Copy, replace: false };
-        import_file(&mut store, &fixture.join("database.json"), &opts).unwrap();
-        Retriever::<B>::open(
-            &mut store,
-            Some(&root("models/tests/fixtures/clip")),
-            &Default::default(),
-            &mut |_, _| {},
-        )
-        .unwrap();
-    }
-    let addr = start(&store_dir).await;
+    let store_dir = common::fixture_store(dir.path());
+    let fixture = common::fixture();
+    let addr = common::serve(&store_dir, None, 0).await;
     let q = fixture.join("query2.png");
 
     let (s, v) = json_req(&addr, "POST", "/v1/chat/completions", chat("Is <c6> here?", &q, json!({}))).await;

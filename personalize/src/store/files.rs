@@ -71,30 +71,28 @@ pub fn check_rel_path(field: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check that `bytes` are a whole PNG or JPEG image with pixels; returns its file extension (`png`, `jpg`), or
+/// what is wrong ("is not an image ...", "is a Gif image ...", "does not decode: ...", "has no pixels").
+pub fn check_image_bytes(bytes: &[u8]) -> Result<&'static str, String> {
+    let format = image::guess_format(bytes).map_err(|_| "is not an image (PNG and JPEG are supported)".to_string())?;
+    let ext = match format {
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::Jpeg => "jpg",
+        other => return Err(format!("is a {other:?} image; PNG and JPEG are supported")),
+    };
+    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("does not decode: {e}"))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("has no pixels".into());
+    }
+    Ok(ext)
+}
+
 /// Read an image file, check that it decodes, and copy it into `root/images` under its hash (written to a
 /// temporary file, synced, then renamed: a crash leaves either nothing or the whole file). Returns (hash,
 /// file relative to `root`). A file already stored is not written again.
 pub(crate) fn ingest(root: &Path, src: &Path) -> Result<(String, String)> {
     let bytes = std::fs::read(src).map_err(|e| PersonalizeError::Image { path: src.into(), msg: e.to_string() })?;
-    let format = image::guess_format(&bytes).map_err(|_| PersonalizeError::Image {
-        path: src.into(),
-        msg: "is not an image (PNG and JPEG are supported)".into(),
-    })?;
-    let ext = match format {
-        image::ImageFormat::Png => "png",
-        image::ImageFormat::Jpeg => "jpg",
-        other => {
-            return Err(PersonalizeError::Image {
-                path: src.into(),
-                msg: format!("is a {other:?} image; PNG and JPEG are supported"),
-            });
-        }
-    };
-    let img = image::load_from_memory_with_format(&bytes, format)
-        .map_err(|e| PersonalizeError::Image { path: src.into(), msg: format!("does not decode: {e}") })?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(PersonalizeError::Image { path: src.into(), msg: "has no pixels".into() });
-    }
+    let ext = check_image_bytes(&bytes).map_err(|msg| PersonalizeError::Image { path: src.into(), msg })?;
     let hash = hash_bytes(&bytes);
     let rel = format!("{IMAGES}/{hash}.{ext}");
     let dest = root.join(&rel);

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::Result;
 
-pub use files::{check_key, check_rel_path, hash_bytes};
+pub use files::{check_image_bytes, check_key, check_rel_path, hash_bytes};
 pub use json::{export_file, export_images, import_file};
 pub use sqlite::SqliteStore;
 
