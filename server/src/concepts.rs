@@ -33,11 +33,18 @@ fn store_error(e: PersonalizeError) -> ApiError {
         PersonalizeError::Invalid { .. } | PersonalizeError::Image { .. } => 400,
         _ => 500,
     };
-    let param = match &e {
-        PersonalizeError::Invalid { field, .. } => Some(field.clone()),
-        _ => None,
-    };
-    ApiError { status, message: e.to_string(), param }
+    match e {
+        PersonalizeError::Invalid { ref field, .. } => {
+            ApiError { status, param: Some(field.clone()), message: e.to_string() }
+        }
+        // A bad upload: named by its place among the uploads (`image1` = the first file), not by the temporary
+        // folder it was written to.
+        PersonalizeError::Image { path, msg } => {
+            let name = path.file_stem().map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+            ApiError { status, message: format!("upload {name}: {msg}"), param: Some(name) }
+        }
+        e => ApiError { status, message: e.to_string(), param: None },
+    }
 }
 
 fn personal(state: &AppState) -> Result<Arc<Personal>, ApiError> {

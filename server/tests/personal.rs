@@ -103,6 +103,9 @@ async fn chats_are_personalized_and_concepts_edit_over_http() {
     let (ctype2, dup) = multipart(&[("key", "<zed>")], &[("image", &fixture.join("ref5.png"))]);
     let (ctype3, no_brackets) = multipart(&[("key", "zed")], &[("image", &fixture.join("ref5.png"))]);
     let (ctype4, add_bad) = multipart(&[], &[("add_image", &text_file)]);
+    let (s, v) = http(&addr, "POST", "/v1/concepts", &ctype, &bad_img).await;
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("image1")), "{v}");
+    assert!(!v["error"]["message"].as_str().unwrap().contains("/tmp"), "{v}");
     for (method, path, ct, body, want) in [
         ("POST", "/v1/concepts", ctype.as_str(), bad_img, 400),
         ("POST", "/v1/concepts", ctype2.as_str(), dup, 409),
