@@ -64,6 +64,13 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_unmerged_forward() {
         model.set_lora_merged(true);
         let d = rel_diff(&logits(&model, &input), &adapted);
         assert!(d <= 1e-5, "{name}: merged vs unmerged differ by {d}");
+        // `model` is a clone of `base`, and a clone shares its tensors (LibTorch: the same storage): merging must
+        // write new weights, never into shared ones (the embedding of a tied head above all).
+        let shared = |what: &str| {
+            let d = diff(&logits(&base, &input), &want);
+            assert_eq!(d, 0.0, "{name}: {what} changed the base model the adapted one was cloned from, by {d}");
+        };
+        shared("merging");
         model.set_lora_merged(false);
         let d = rel_diff(&logits(&model, &input), &adapted);
         assert!(d <= 1e-5, "{name}: unmerged again differs by {d}");
@@ -71,6 +78,7 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_unmerged_forward() {
         assert!(d <= 1e-5, "{name}: adapters off is the base model, off by {d}");
         let merged = model.clone().merge_and_unload();
         assert!(!merged.has_lora());
+        shared("merge_and_unload");
         let d = rel_diff(&logits(&merged, &input), &adapted);
         assert!(d <= 1e-5, "{name}: merge_and_unload differs by {d}");
         // A merged export of a tied head unties it in config.json; transformers-layout reload gives the same.

@@ -49,14 +49,26 @@ fn check_whole(store: &SqliteStore) -> usize {
     concepts.len()
 }
 
+/// Start a writer and wait until it has opened the store (a binary linked to LibTorch takes a second or more
+/// to start, longer than the kill delays).
 fn spawn_writer(store: &Path, src: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+    let ready = store.with_extension(format!("ready-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("REPIC_TEST_STORE", store)
         .env("REPIC_TEST_SOURCE", src)
+        .env("REPIC_TEST_READY", &ready)
         .stdout(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the writer process ended before it was ready");
+        assert!(start.elapsed() < Duration::from_secs(60), "the writer process did not start within 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
 }
 
 /// Child mode: import everything (one transaction), remove every concept (one transaction each), forever.
@@ -67,6 +79,9 @@ fn writer_child() {
         return;
     };
     let mut store = SqliteStore::open(Path::new(&store)).unwrap();
+    if let Ok(ready) = std::env::var("REPIC_TEST_READY") {
+        std::fs::write(ready, b"").unwrap();
+    }
     let opts = ImportOptions { image_root: PathBuf::new(), images: ImageMode::Copy, replace: true };
     loop {
         import_file(&mut store, Path::new(&src), &opts).unwrap();

@@ -148,7 +148,9 @@ impl<B: Backend> QwenVl<B> {
         let delta = lora.delta().detach();
         match (&mut self.lm_head, merged) {
             (None, true) => {
-                let w = self.model.embed_tokens.weight.val().transpose() + delta;
+                // `delta` first: burn-tch 0.21 gives a transposed view a storage count of its own
+                // (tracel-ai/burn#5375), so `view + delta` would add in place into the shared embedding.
+                let w = delta + self.model.embed_tokens.weight.val().transpose();
                 self.lm_head = Some(Linear { weight: Param::from_tensor(w.set_require_grad(false)), bias: None });
                 self.head_untied = true;
             }
