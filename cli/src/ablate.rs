@@ -5,7 +5,8 @@
 //! one line of `results.jsonl`, written atomically; a rerun skips finished runs, restarts a killed one from its
 //! last checkpoint, and reports a failed one as failed while the others go on. The report: `table.md`,
 //! `table.csv` (mean ± std over seeds, paired differences to the baseline with McNemar p) and one bar chart per
-//! metric (`plots/<metric>.png`).
+//! metric (`plots/<metric>.png`). With `--top-k K` the captions are evaluated with retrieved references (a
+//! retrieval encoder and concept store made once per seed, as the demo makes them) instead of the queries' own.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,10 +15,11 @@ use anyhow::Context;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend as _;
 use repic_eval::ablation::{RunResult, read_results, record_result, report};
-use repic_eval::held_out::{ROWS, evaluate_held_out};
+use repic_eval::held_out::{CaptionReferences, evaluate_held_out_with};
 use repic_models::{DefaultBackend as Backend, default_device};
 use repic_trainer::TrainConfig;
 
+use crate::demo::personalize::retrieval_setup;
 use crate::demo::{DEMO_TOML, Plan, path_value, reused_sft, warm_start};
 use crate::machine::Machine;
 use crate::train::StepBar;
@@ -46,14 +48,33 @@ pub struct Args {
     /// GRPO steps per run (default: the demo's, 400; 4 with --quick).
     #[arg(long)]
     grpo_steps: Option<usize>,
+    /// Evaluate captioning with references retrieved from a concept store (at least K per query; a query of n
+    /// concepts gets n when n > K) instead of each query's own concepts (RePIC's skip-retrieval).
+    #[arg(long)]
+    top_k: Option<usize>,
     /// Runs at a time, each its own process (warm starts are made first, one seed at a time).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// GPUs to run on, one run per device at a time (`--devices 0,1,2,3`: each run process sees only its GPU
+    /// through CUDA_VISIBLE_DEVICES); warm starts run first on the first one. Needs a CUDA build.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "jobs")]
+    devices: Vec<usize>,
     /// Only this seed (of 0..--seeds): one shard of a sweep, e.g. one task of a cluster job array.
     #[arg(long)]
     only_seed: Option<u64>,
-    /// Write `OUT/ablate.sbatch`, a Slurm job array with one task per seed (each runs that seed's variants,
-    /// `--only-seed $SLURM_ARRAY_TASK_ID`, into the same results), instead of running.
+    /// Only make the warm starts of the seeds (and, with --top-k, their retrieval setups), then stop.
+    #[arg(long)]
+    warm_only: bool,
+    /// Only write the report (table.md, table.csv, plots/) from the results recorded so far.
+    #[arg(long)]
+    report_only: bool,
+    /// Only run number I of the sweep (seed I / variants, variant I % variants, variants in listed order) on its
+    /// seed's existing warm start: one task of the Slurm run array.
+    #[arg(long, value_name = "I")]
+    task: Option<usize>,
+    /// Write Slurm jobs instead of running: `OUT/slurm/warm.sbatch` (one task per seed), `runs.sbatch` (one task
+    /// per run, after the warm starts), `report.sbatch` (after the runs) and `submit.sh`, which submits the three
+    /// with their dependencies.
     #[arg(long)]
     slurm: bool,
     /// Internal: a run process started by --jobs (no report, no folder lock, the warm start must exist).
@@ -122,6 +143,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let variants = variants(&a.variants)?;
     anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
     anyhow::ensure!(a.jobs >= 1, "--jobs must be at least 1");
+    anyhow::ensure!(a.top_k != Some(0), "--top-k must be at least 1");
     let seeds: Vec<u64> = match a.only_seed {
         Some(s) => {
             anyhow::ensure!(s < a.seeds, "--only-seed {s} is not below --seeds {}", a.seeds);
@@ -129,9 +151,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         None => (0..a.seeds).collect(),
     };
+    anyhow::ensure!(
+        a.devices.is_empty() || repic_models::BACKEND_NAME == "cuda",
+        "--devices places runs on GPUs; this build runs on `{}` (build with --features cuda)",
+        repic_models::BACKEND_NAME
+    );
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     if a.slurm {
-        return write_sbatch(&a);
+        return write_slurm(&a, &variants);
+    }
+    let results = a.out.join("results.jsonl");
+    if a.report_only {
+        return write_report(&a.out, &read_results(&results)?, &a.baseline);
+    }
+    if let Some(i) = a.task {
+        let n = variants.len() * a.seeds as usize;
+        anyhow::ensure!(
+            i < n,
+            "--task {i} is not below the sweep's {n} runs ({} variants x {} seeds)",
+            variants.len(),
+            a.seeds
+        );
+        let (v, seed) = (&variants[i % variants.len()], (i / variants.len()) as u64);
+        if read_results(&results)?
+            .iter()
+            .any(|r| r.seed == seed && r.variant == v.name && r.is_ok() && r.top_k == a.top_k)
+        {
+            println!("{} seed {seed}: finished earlier (skipped)", v.name);
+            return Ok(());
+        }
+        return run_variant(&a, v, seed);
     }
     // One lock per seed: shards of different seeds (a job array) run at once; a worker runs inside its parent's
     // sweep, which holds them.
@@ -142,13 +191,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             _locks.push(repic_data::lock::FileLock::acquire(&lock, &a.out.join(format!("seed-{seed}")))?);
         }
     }
-    let results = a.out.join("results.jsonl");
     let mut pending: Vec<(&Variant, u64)> = Vec::new();
     let done = read_results(&results)?;
     for &seed in &seeds {
         let todo: Vec<&Variant> = variants
             .iter()
-            .filter(|v| !done.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok()))
+            .filter(|v| !done.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok() && r.top_k == a.top_k))
             .collect();
         if todo.is_empty() {
             println!("seed {seed}: every variant finished earlier (skipped)");
@@ -158,11 +206,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Warm starts first, one seed at a time (each uses every core); the runs then share them.
     let mut pending_seeds: Vec<u64> = pending.iter().map(|(_, s)| *s).collect();
     pending_seeds.dedup();
+    if a.warm_only {
+        pending_seeds = seeds.clone();
+    }
     for &seed in &pending_seeds {
         warm_started(&a, seed)?;
     }
-    if a.jobs > 1 && pending.len() > 1 {
-        run_parallel(&a, &pending)?;
+    if a.warm_only {
+        println!("warm starts ready: seeds {seeds:?}");
+        return Ok(());
+    }
+    if !a.devices.is_empty() {
+        run_parallel(&a, &pending, a.devices.iter().map(|&d| Some(d)).collect())?;
+    } else if a.jobs > 1 && pending.len() > 1 {
+        run_parallel(&a, &pending, vec![None; a.jobs])?;
     } else {
         for (v, seed) in &pending {
             run_variant(&a, v, *seed)?;
@@ -174,43 +231,82 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     write_report(&a.out, &read_results(&results)?, &a.baseline)
 }
 
-/// The Slurm job array of this sweep: one task per seed, absolute paths, this binary.
-fn write_sbatch(a: &Args) -> anyhow::Result<()> {
+/// The Slurm jobs of this sweep in `OUT/slurm/`: warm starts (one task per seed), runs (one task per variant x
+/// seed, after every warm start succeeded), the report (after the runs, whatever their outcome) and `submit.sh`.
+fn write_slurm(a: &Args, variants: &[Variant]) -> anyhow::Result<()> {
     let abs = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
     let quote = |p: PathBuf| format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"));
     let exe = std::env::current_exe().context("finding the repic binary")?;
     let out = abs(&a.out)?;
-    let mut cmd = format!(
-        "{} ablate --seeds {} --only-seed \"$SLURM_ARRAY_TASK_ID\" --out {}",
-        quote(exe),
-        a.seeds,
-        quote(out.clone())
-    );
-    for v in &a.variants {
-        cmd.push_str(&format!(" --variants {}", quote(abs(v)?)));
+    let mut common = format!("{} ablate --seeds {} --out {}", quote(exe), a.seeds, quote(out.clone()));
+    // The variant files one by one, in the order --task numbers them.
+    for v in variants {
+        common.push_str(&format!(" --variants {}", quote(abs(&v.file)?)));
     }
     if let Some(b) = &a.base {
-        cmd.push_str(&format!(" --base {}", quote(abs(b)?)));
+        common.push_str(&format!(" --base {}", quote(abs(b)?)));
     }
     if a.quick {
-        cmd.push_str(" --quick");
+        common.push_str(" --quick");
     }
     if let Some(n) = a.grpo_steps {
-        cmd.push_str(&format!(" --grpo-steps {n}"));
+        common.push_str(&format!(" --grpo-steps {n}"));
     }
-    cmd.push_str(&format!(" --baseline '{}'", a.baseline.replace('\'', "")));
-    let script = format!(
-        "#!/bin/bash\n# repic ablate as a Slurm job array: one task per seed, all writing {out}/results.jsonl.\n\
-         # Submit with: sbatch {out}/ablate.sbatch   (add your partition, time and memory limits below)\n\
-         #SBATCH --job-name=repic-ablate\n#SBATCH --array=0-{last}\n#SBATCH --output={out}/slurm-%A_%a.log\n\
-         set -euo pipefail\n{cmd}\n",
-        out = out.display(),
-        last = a.seeds - 1,
+    if let Some(k) = a.top_k {
+        common.push_str(&format!(" --top-k {k}"));
+    }
+    common.push_str(&format!(" --baseline '{}'", a.baseline.replace('\'', "")));
+    let dir = a.out.join("slurm");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let gpu = if repic_models::BACKEND_NAME == "cuda" { "#SBATCH --gres=gpu:1\n" } else { "" };
+    let job = |name: &str, array: Option<usize>, args: &str| {
+        let array = array.map(|n| format!("#SBATCH --array=0-{}\n", n - 1)).unwrap_or_default();
+        let log = if array.is_empty() { "%j" } else { "%A_%a" };
+        format!(
+            "#!/bin/bash\n# repic ablate, {name} (written by repic ablate --slurm; submit all with submit.sh).\n\
+             # Add your partition, time and memory limits below.\n#SBATCH --job-name=repic-ablate-{name}\n{array}{gpu}\
+             #SBATCH --output={}/slurm-{name}-{log}.log\nset -euo pipefail\n{common} {args}\n",
+            dir.display()
+        )
+    };
+    let runs = variants.len() * a.seeds as usize;
+    let files = [
+        ("warm.sbatch", job("warm", Some(a.seeds as usize), "--only-seed \"$SLURM_ARRAY_TASK_ID\" --warm-only")),
+        ("runs.sbatch", job("runs", Some(runs), "--task \"$SLURM_ARRAY_TASK_ID\"")),
+        ("report.sbatch", job("report", None, "--report-only")),
+        (
+            "submit.sh",
+            "#!/bin/bash\n# Submit the sweep: warm starts, then the runs once all succeeded, then the report.\n\
+             set -euo pipefail\ncd \"$(dirname \"$0\")\"\nwarm=$(sbatch --parsable warm.sbatch)\n\
+             runs=$(sbatch --parsable --dependency=afterok:\"${warm%%;*}\" runs.sbatch)\n\
+             report=$(sbatch --parsable --dependency=afterany:\"${runs%%;*}\" report.sbatch)\n\
+             echo \"warm starts: job $warm, runs: job $runs, report: job $report\"\n"
+                .to_string(),
+        ),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        repic_data::write_atomic(&path, text.as_bytes())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("{}", path.display()))?;
+        }
+    }
+    println!(
+        "wrote {} ({} warm-start tasks, {runs} run tasks, the report); submit them with {}",
+        dir.display(),
+        a.seeds,
+        dir.join("submit.sh").display()
     );
-    let path = a.out.join("ablate.sbatch");
-    repic_data::write_atomic(&path, script.as_bytes())?;
-    println!("wrote {} ({} tasks); submit it with sbatch", path.display(), a.seeds);
     Ok(())
+}
+
+/// Whether this process runs inside a sweep that made the warm starts (a `--jobs` / `--devices` child or a
+/// Slurm run task): it never makes them itself.
+fn inside(a: &Args) -> bool {
+    a.worker || a.task.is_some()
 }
 
 /// The sizes of a seed's runs.
@@ -220,19 +316,27 @@ fn plan(a: &Args, seed: u64) -> Plan {
     plan
 }
 
-/// The SFT model of `seed`'s warm start, made if there is no finished one (whatever a killed one left goes).
+/// The SFT model of `seed`'s warm start, made if there is no finished one (whatever a killed one left goes);
+/// with `--top-k`, also the seed's retrieval encoder and concept store.
 fn warm_started(a: &Args, seed: u64) -> anyhow::Result<PathBuf> {
     let seed_dir = a.out.join(format!("seed-{seed}"));
-    if let Ok(m) = reused_sft(&seed_dir) {
-        return Ok(m);
-    }
-    anyhow::ensure!(!a.worker, "{}: no finished warm start (the parent sweep makes it)", seed_dir.display());
-    if seed_dir.exists() {
-        std::fs::remove_dir_all(&seed_dir).with_context(|| format!("removing {}", seed_dir.display()))?;
-    }
     let dev = default_device();
-    Backend::seed(&dev, seed);
-    warm_start(&seed_dir, &plan(a, seed), &seed_dir.join("data"), seed, false, &dev)
+    let sft = match reused_sft(&seed_dir) {
+        Ok(m) => m,
+        Err(_) => {
+            anyhow::ensure!(!inside(a), "{}: no finished warm start (made first by the sweep)", seed_dir.display());
+            if seed_dir.exists() {
+                std::fs::remove_dir_all(&seed_dir).with_context(|| format!("removing {}", seed_dir.display()))?;
+            }
+            Backend::seed(&dev, seed);
+            warm_start(&seed_dir, &plan(a, seed), &seed_dir.join("data"), seed, false, &dev)?
+        }
+    };
+    if a.top_k.is_some() && !inside(a) {
+        Backend::seed(&dev, seed);
+        retrieval_setup(&seed_dir, &seed_dir.join("data"), a.quick, seed, &dev)?;
+    }
+    Ok(sft)
 }
 
 /// Train and evaluate one variant of one seed, and record its result line (ok or failed).
@@ -257,7 +361,20 @@ fn run_variant(a: &Args, v: &Variant, seed: u64) -> anyhow::Result<()> {
     sets.extend(v.overrides.iter().cloned());
     let named = PathBuf::from(format!("{} with variant {}", origin.display(), v.name));
     let dev = default_device();
-    let outcome = one_run(&base, &named, &sets, &run_dir, &data, &dev);
+    let outcome = match a.top_k {
+        None => one_run(&base, &named, &sets, &run_dir, &data, &CaptionReferences::Given, &dev),
+        Some(top_k) => retrieval_setup(&seed_dir, &data, a.quick, seed, &dev).and_then(|(_store, retriever, _)| {
+            one_run(
+                &base,
+                &named,
+                &sets,
+                &run_dir,
+                &data,
+                &CaptionReferences::Retrieved { retriever: &retriever, top_k },
+                &dev,
+            )
+        }),
+    };
     let seconds = start.elapsed().as_secs_f64();
     let mut line = RunResult {
         variant: v.name.clone(),
@@ -270,6 +387,7 @@ fn run_variant(a: &Args, v: &Variant, seed: u64) -> anyhow::Result<()> {
         seconds,
         config_hash: String::new(),
         machine: Machine::here().to_string(),
+        top_k: a.top_k,
     };
     match outcome {
         Ok((held, hash)) => {
@@ -289,15 +407,18 @@ fn run_variant(a: &Args, v: &Variant, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run the pending (variant, seed) pairs as `--jobs` child processes of this binary at a time, each logging to
+/// Run the pending (variant, seed) pairs as child processes of this binary, one per slot at a time (`--jobs N`:
+/// N slots; `--devices`: one slot per GPU, whose id the child gets as CUDA_VISIBLE_DEVICES), each logging to
 /// `seed-S/<variant>.log`; a child that dies without recording is reported.
-fn run_parallel(a: &Args, pending: &[(&Variant, u64)]) -> anyhow::Result<()> {
+fn run_parallel(a: &Args, pending: &[(&Variant, u64)], slots: Vec<Option<usize>>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the repic binary")?;
     let mut queue: std::collections::VecDeque<&(&Variant, u64)> = pending.iter().collect();
-    let mut running: Vec<(String, std::process::Child)> = Vec::new();
+    let mut free: Vec<Option<usize>> = slots.into_iter().rev().collect();
+    let mut running: Vec<(String, Option<usize>, std::process::Child)> = Vec::new();
     while !queue.is_empty() || !running.is_empty() {
-        while running.len() < a.jobs {
+        while !free.is_empty() {
             let Some((v, seed)) = queue.pop_front() else { break };
+            let slot = free.pop().flatten();
             let log_path = a.out.join(format!("seed-{seed}/{}.log", v.name));
             let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
             let mut cmd = std::process::Command::new(&exe);
@@ -310,20 +431,36 @@ fn run_parallel(a: &Args, pending: &[(&Variant, u64)]) -> anyhow::Result<()> {
             if let Some(n) = a.grpo_steps {
                 cmd.args(["--grpo-steps", &n.to_string()]);
             }
+            if let Some(k) = a.top_k {
+                cmd.args(["--top-k", &k.to_string()]);
+            }
             if let Some(b) = &a.base {
                 cmd.arg("--base").arg(b);
             }
+            let place = match slot {
+                Some(d) => {
+                    cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
+                    format!(" on GPU {d}")
+                }
+                None => String::new(),
+            };
             cmd.stdout(log.try_clone()?).stderr(log);
-            println!("{} seed {seed}: started (log {})", v.name, log_path.display());
-            running.push((format!("{} seed {seed}", v.name), cmd.spawn().context("starting a run")?));
+            println!("{} seed {seed}: started{place} (log {})", v.name, log_path.display());
+            running.push((format!("{} seed {seed}", v.name), slot, cmd.spawn().context("starting a run")?));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
         let mut still = Vec::new();
-        for (what, mut child) in running {
+        for (what, slot, mut child) in running {
             match child.try_wait()? {
-                Some(status) if status.success() => println!("{what}: finished"),
-                Some(status) => println!("{what}: the run process ended with {status} (see its log)"),
-                None => still.push((what, child)),
+                Some(status) => {
+                    if status.success() {
+                        println!("{what}: finished");
+                    } else {
+                        println!("{what}: the run process ended with {status} (see its log)");
+                    }
+                    free.push(slot);
+                }
+                None => still.push((what, slot, child)),
             }
         }
         running = still;
@@ -338,6 +475,7 @@ fn one_run(
     sets: &[String],
     run_dir: &Path,
     data: &Path,
+    refs: &CaptionReferences<'_, Backend>,
     dev: &burn::tensor::Device<Backend>,
 ) -> anyhow::Result<(repic_eval::held_out::HeldOut, String)> {
     let cfg = TrainConfig::parse(base, origin, sets)?;
@@ -349,7 +487,7 @@ fn one_run(
         repic_trainer::train::<Autodiff<Backend>>(cfg, resume, default_device(), &mut |m, s, t| bar.update(m, s, t))?;
     bar.finish();
     let ckpt = crate::prompt::load_model(&out.checkpoint, None)?;
-    let held = evaluate_held_out(&ckpt, data, &run_dir.join("captions.json"), dev)?;
+    let held = evaluate_held_out_with(&ckpt, data, &run_dir.join("captions.json"), refs, dev)?;
     Ok((held, hash))
 }
 
@@ -361,7 +499,7 @@ fn write_report(out: &Path, runs: &[RunResult], baseline: &str) -> anyhow::Resul
     repic_data::write_atomic(&out.join("table.csv"), r.to_csv().as_bytes())?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
-    for (key, label) in ROWS {
+    for &(key, label) in &r.rows {
         let bars: Vec<_> =
             r.variants.iter().map(|(name, (_, cells))| (name.clone(), cells[key].mean, cells[key].std)).collect();
         repic_trainer::plot::bar_chart(&plots.join(format!("{key}.png")), label, &bars)?;

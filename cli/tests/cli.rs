@@ -542,22 +542,50 @@ fn ablate_runs_a_tiny_sweep_reports_a_failed_variant_and_resumes() {
 }
 
 #[test]
-fn ablate_writes_a_slurm_job_array_whose_task_runs_its_seed() {
+fn ablate_writes_slurm_jobs_whose_tasks_run_one_seed_or_one_run() {
     let tmp = tempfile::tempdir().unwrap();
     let v = tmp.path().join("variants");
     std::fs::create_dir_all(&v).unwrap();
     std::fs::write(v.join("full.toml"), "[rewards]\nset = \"full\"\n").unwrap();
     let out = tmp.path().join("out");
     let (vs, o) = (v.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
-    let w = repic(&["ablate", "--variants", &vs, "--seeds", "2", "--quick", "--out", &o, "--slurm"]);
+    let w = repic(&["ablate", "--variants", &vs, "--seeds", "2", "--quick", "--top-k", "1", "--out", &o, "--slurm"]);
     assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
-    let script = std::fs::read_to_string(out.join("ablate.sbatch")).unwrap();
-    assert!(script.contains("#SBATCH --array=0-1") && script.contains("--only-seed \"$SLURM_ARRAY_TASK_ID\""));
-    assert!(!out.join("results.jsonl").exists(), "--slurm only writes the job");
-    // What task 1 of the array runs (the #SBATCH lines are comments to bash).
-    let task = Command::new("bash").arg(out.join("ablate.sbatch")).env("SLURM_ARRAY_TASK_ID", "1").output().unwrap();
-    assert!(task.status.success(), "{}", String::from_utf8_lossy(&task.stderr));
+    let slurm = out.join("slurm");
+    let read = |f: &str| std::fs::read_to_string(slurm.join(f)).unwrap();
+    assert!(read("warm.sbatch").contains("#SBATCH --array=0-1") && read("warm.sbatch").contains("--warm-only"));
+    assert!(read("runs.sbatch").contains("#SBATCH --array=0-1") && read("runs.sbatch").contains("--task"));
+    assert!(read("runs.sbatch").contains("--top-k 1") && read("report.sbatch").contains("--report-only"));
+    assert!(
+        read("submit.sh").contains("--dependency=afterok:") && read("submit.sh").contains("--dependency=afterany:")
+    );
+    assert!(!out.join("results.jsonl").exists(), "--slurm only writes the jobs");
+    // What the array tasks run (the #SBATCH lines are comments to bash).
+    let task = |file: &str, id: &str| {
+        Command::new("bash").arg(slurm.join(file)).env("SLURM_ARRAY_TASK_ID", id).output().unwrap()
+    };
+    let early = task("runs.sbatch", "1");
+    assert!(!early.status.success(), "a run task before its warm start fails");
+    assert!(String::from_utf8_lossy(&early.stderr).contains("no finished warm start"));
+    for (file, id) in [("warm.sbatch", "1"), ("runs.sbatch", "1"), ("report.sbatch", "")] {
+        let t = task(file, id);
+        assert!(t.status.success(), "{file}: {}", String::from_utf8_lossy(&t.stderr));
+    }
+    assert!(out.join("seed-1/store").is_dir() && !out.join("seed-0").exists(), "task 1 is seed 1");
     let lines = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1);
-    assert!(lines.contains("\"seed\":1") && lines.contains("\"status\":\"ok\""), "{lines}");
+    let line: Value = serde_json::from_str(lines.trim()).unwrap();
+    assert_eq!(
+        (line["seed"].as_u64(), line["status"].as_str(), line["top_k"].as_u64()),
+        (Some(1), Some("ok"), Some(1))
+    );
+    let right = line["metrics"]["references_right"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&right), "{line}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("right references retrieved (%)") && table.contains("| full | 1 |"), "{table}");
+    // GPUs only on a CUDA build; --devices and --jobs exclude each other.
+    let gpu = repic(&["ablate", "--variants", &vs, "--devices", "0,1", "--out", &o]);
+    assert!(String::from_utf8_lossy(&gpu.stderr).contains("--devices places runs on GPUs"), "{gpu:?}");
+    let both = repic(&["ablate", "--variants", &vs, "--devices", "0", "--jobs", "2", "--out", &o]);
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
 }

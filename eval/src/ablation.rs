@@ -41,6 +41,9 @@ pub struct RunResult {
     /// The machine it ran on (figures depend on it).
     #[serde(default)]
     pub machine: String,
+    /// Captioning references retrieved, at least this many per query (`None`: each query's own concepts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
 }
 
 impl RunResult {
@@ -122,7 +125,12 @@ pub struct Report {
     pub variants: IndexMap<String, (usize, IndexMap<String, Cell>)>,
     /// Failed runs: variant, seed, error.
     pub failed: Vec<(String, u64, String)>,
+    /// The metric rows (key, label): [`ROWS`], and the retrieval hit rate when references were retrieved.
+    pub rows: Vec<(&'static str, &'static str)>,
 }
+
+/// The row of the share of right references among retrieved ones.
+pub const REFERENCES_ROW: (&str, &str) = ("references_right", "right references retrieved (%)");
 
 /// Which per-item verdicts a metric's McNemar test uses.
 fn verdicts<'a>(key: &str, r: &'a RunResult) -> Option<&'a [Option<bool>]> {
@@ -146,10 +154,14 @@ pub fn report(runs: &[RunResult], baseline: &str) -> Result<Report, EvalError> {
         }
     }
     let base = by_variant.get(baseline).cloned().unwrap_or_default();
+    let mut rows = ROWS.to_vec();
+    if runs.iter().any(|r| r.metrics.as_ref().is_some_and(|m| m.references_right.is_some())) {
+        rows.push(REFERENCES_ROW);
+    }
     let mut variants = IndexMap::new();
     for (name, seeds) in &by_variant {
         let mut cells = IndexMap::new();
-        for (key, _) in ROWS {
+        for &(key, _) in &rows {
             let value = |r: &RunResult| r.metrics.as_ref().map_or(f64::NAN, |m| m.get(key));
             let values: Vec<f64> = seeds.values().map(|r| value(r)).collect();
             let (mean, std) = mean_std(&values);
@@ -182,7 +194,7 @@ pub fn report(runs: &[RunResult], baseline: &str) -> Result<Report, EvalError> {
         }
         variants.insert(name.clone(), (seeds.len(), cells));
     }
-    Ok(Report { baseline: baseline.into(), variants, failed })
+    Ok(Report { baseline: baseline.into(), variants, failed, rows })
 }
 
 impl Report {
@@ -191,13 +203,14 @@ impl Report {
     /// which is not bolded); failed runs below the table.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("| variant | seeds |");
-        for (_, label) in ROWS {
+        for (_, label) in &self.rows {
             out.push_str(&format!(" {label} |"));
         }
         out.push_str("\n|---|---|");
-        out.push_str(&"---|".repeat(ROWS.len()));
+        out.push_str(&"---|".repeat(self.rows.len()));
         out.push('\n');
-        let best: Vec<f64> = ROWS
+        let best: Vec<f64> = self
+            .rows
             .iter()
             .map(|(k, _)| {
                 self.variants
@@ -209,7 +222,7 @@ impl Report {
             .collect();
         for (name, (n, cells)) in &self.variants {
             out.push_str(&format!("| {name} | {n} |"));
-            for ((key, _), best) in ROWS.iter().zip(&best) {
+            for ((key, _), best) in self.rows.iter().zip(&best) {
                 let c = &cells[*key];
                 let mut text = if c.mean.is_finite() { format!("{:.1} ± {:.1}", c.mean, c.std) } else { "–".into() };
                 if *key != "mean_length" && c.mean.is_finite() && c.mean == *best {
@@ -236,7 +249,7 @@ impl Report {
     /// The report as CSV: variant, seeds, then per metric mean, std, diff and p.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("variant,seeds");
-        for (key, _) in ROWS {
+        for (key, _) in &self.rows {
             out.push_str(&format!(",{key}_mean,{key}_std,{key}_diff,{key}_p"));
         }
         out.push('\n');
@@ -248,8 +261,8 @@ impl Report {
                 name.clone()
             };
             out.push_str(&format!("{name},{n}"));
-            for (key, _) in ROWS {
-                let c = &cells[key];
+            for (key, _) in &self.rows {
+                let c = &cells[*key];
                 out.push_str(&format!(
                     ",{},{},{},{}",
                     num(Some(c.mean)),
@@ -280,6 +293,7 @@ mod tests {
             seconds: 1.0,
             config_hash: "h".into(),
             machine: "m".into(),
+            top_k: None,
         }
     }
 
@@ -317,6 +331,14 @@ mod tests {
         assert!(csv.lines().nth(2).unwrap().starts_with("no_ict,2,"), "{csv}");
         assert!(csv.contains(",37,9.899494936611665,-18,0.5,"), "{csv}");
         assert_eq!(mean_std(&[4.0]), (4.0, 0.0));
+        assert_eq!(r.rows, ROWS, "no retrieval row when references were given");
+        let mut retrieved = run("full", 0, 50.0, &[true]);
+        retrieved.metrics.as_mut().unwrap().references_right = Some(75.0);
+        retrieved.top_k = Some(2);
+        let r = report(&[retrieved], "full").unwrap();
+        assert_eq!(r.rows.last(), Some(&REFERENCES_ROW));
+        assert!(r.to_markdown().contains("| right references retrieved (%) |"), "{}", r.to_markdown());
+        assert!(r.to_csv().lines().nth(1).unwrap().ends_with(",75,0,,"), "{}", r.to_csv());
     }
 
     #[test]

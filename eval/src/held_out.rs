@@ -1,18 +1,21 @@
 //! The held-out evaluation of a synthetic data folder (`repic synth`, the demo): multi-concept captioning over
 //! the 1-, 2- and 4-concept query lists (official and name-aware precision / recall / F1, mean caption length)
-//! and OCT / VLT accuracy on the held-out records, with the per-item verdicts paired comparisons need.
+//! and OCT / VLT accuracy on the held-out records, with the per-item verdicts paired comparisons need. The
+//! captioning references are the queries' own concepts (RePIC's skip-retrieval) or retrieved from a store.
 
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use repic_data::{ConceptDb, Method, Record, load_query_list, load_records};
 use repic_models::Checkpoint;
+use repic_personalize::Retriever;
 use serde::Serialize;
 
 use crate::EvalError;
 use crate::answers::{RecordAccuracy, record_correct, vlt_iou};
 use crate::caption_scorer::{official_recalled, score_name_aware, score_official};
-use crate::captioning::{CaptionOptions, caption_queries};
+use crate::captioning::{CaptionOptions, Captions, caption_queries};
+use crate::personalized::{References, caption_with_store};
 use crate::runner::{AnswerOptions, answer_records};
 
 /// Captioning question of the held-out evaluation (one of RePIC's detailed prompts).
@@ -45,6 +48,10 @@ pub struct HeldOutMetrics {
     pub vlt_mean_iou: f64,
     /// Mean caption length in tokens.
     pub mean_length: f64,
+    /// With retrieved references: the share of the queries' concepts among them, percent (absent when the
+    /// references were given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references_right: Option<f64>,
 }
 
 /// The metric rows of a report: (key in [`HeldOutMetrics`] and `summary.json`, label in a table).
@@ -81,12 +88,37 @@ pub struct HeldOut {
     pub names_recalled: Vec<Option<bool>>,
 }
 
-/// Evaluate `ckpt` on the held-out part of the synthetic data folder `data`; its captions are written to
-/// `captions` (RePIC's result format, for `repic score`).
+/// Where the held-out captioning queries' references come from.
+pub enum CaptionReferences<'a, B: Backend> {
+    /// Each query's own concepts (RePIC's skip-retrieval setting).
+    Given,
+    /// RAP retrieval by the query image from a store of the data folder's concepts: `max(top_k, n)` references
+    /// for a query of `n` concepts (RePIC retrieves 2, and 4 for its 4-concept list).
+    Retrieved {
+        /// The store's retriever.
+        retriever: &'a Retriever<B>,
+        /// References per query at least.
+        top_k: usize,
+    },
+}
+
+/// Evaluate `ckpt` on the held-out part of the synthetic data folder `data` with the queries' own concepts as
+/// references; its captions are written to `captions` (RePIC's result format, for `repic score`).
 pub fn evaluate_held_out<B: Backend>(
     ckpt: &Checkpoint<B>,
     data: &Path,
     captions: &Path,
+    device: &B::Device,
+) -> Result<HeldOut, EvalError> {
+    evaluate_held_out_with(ckpt, data, captions, &CaptionReferences::Given, device)
+}
+
+/// [`evaluate_held_out`] with the captioning references from `refs`.
+pub fn evaluate_held_out_with<B: Backend>(
+    ckpt: &Checkpoint<B>,
+    data: &Path,
+    captions: &Path,
+    refs: &CaptionReferences<'_, B>,
     device: &B::Device,
 ) -> Result<HeldOut, EvalError> {
     let db = ConceptDb::load(&data.join("database_rap.json"))?;
@@ -96,7 +128,30 @@ pub fn evaluate_held_out<B: Backend>(
         queries.extend(list.queries().map(|(image, names)| (image.to_string(), names.to_vec())));
     }
     let opts = CaptionOptions { question: QUESTION.into(), max_new_tokens: 96, batch: 8 };
-    let caps = caption_queries(ckpt, &db, &queries, data, &opts, device)?;
+    let (caps, references_right) = match refs {
+        CaptionReferences::Given => (caption_queries(ckpt, &db, &queries, data, &opts, device)?, None),
+        CaptionReferences::Retrieved { retriever, top_k } => {
+            // One call per query size, so that each gets its `max(top_k, n)` references; results keep query order.
+            let mut sizes: Vec<usize> = queries.iter().map(|(_, k)| k.len()).collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            let mut results = vec![None; queries.len()];
+            let mut hits = crate::Accuracy::default();
+            for n in sizes {
+                let (at, part): (Vec<usize>, Vec<(String, Vec<String>)>) =
+                    queries.iter().enumerate().filter(|(_, q)| q.1.len() == n).map(|(i, q)| (i, q.clone())).unzip();
+                let found = References::Retrieved { top_k: (*top_k).max(n) };
+                let got = caption_with_store(ckpt, retriever, &part, data, found, &opts, device)?;
+                hits.correct += got.retrieval.correct;
+                hits.total += got.retrieval.total;
+                for ((i, r), len) in at.into_iter().zip(got.captions.results).zip(got.captions.lengths) {
+                    results[i] = Some((r, len));
+                }
+            }
+            let (results, lengths) = results.into_iter().map(|x| x.expect("every query was captioned")).unzip();
+            (Captions { results, lengths }, Some(hits.percent()))
+        }
+    };
     let text = serde_json::to_string_pretty(&caps.results).map_err(|e| EvalError::Input(e.to_string()))?;
     repic_data::write_atomic(captions, text.as_bytes())
         .map_err(|e| EvalError::Write { path: captions.into(), msg: e.to_string() })?;
@@ -136,6 +191,7 @@ pub fn evaluate_held_out<B: Backend>(
         vlt_accuracy: acc.vlt.percent(),
         vlt_mean_iou,
         mean_length: caps.mean_length(),
+        references_right,
     };
     Ok(HeldOut { metrics, oct_correct, names_recalled })
 }

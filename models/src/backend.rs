@@ -19,3 +19,12 @@ compile_error!("enable one backend feature of repic-models: flex (default), cuda
 pub fn default_device() -> burn::tensor::Device<DefaultBackend> {
     Default::default()
 }
+
+/// The name of [`DefaultBackend`]: `cuda`, `tch` or `flex`.
+pub const BACKEND_NAME: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else if cfg!(feature = "tch") {
+    "tch"
+} else {
+    "flex"
+};

@@ -39,7 +39,7 @@ pub mod lora;
 pub mod qwen2_vl;
 pub mod resize;
 
-pub use backend::{DefaultBackend, default_device};
+pub use backend::{BACKEND_NAME, DefaultBackend, default_device};
 pub use chat_template::ChatTokenizer;
 pub use checkpoint::{Checkpoint, PreparedPrompt, sampling_defaults};
 pub use clip::{Clip, ClipConfig, ClipProcessor, ClipTokenizer, TowerConfig, save_clip};

@@ -3,7 +3,7 @@
 //! evaluation, GRPO with RePIC's rewards (configs/demo.toml), the same evaluation again, and a table of
 //! SFT-only vs SFT+GRPO on held-out queries (also `summary.json`).
 
-mod personalize;
+pub(crate) mod personalize;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use repic_data::{ConceptDb, GroundTruth, Method, load_query_list, load_records};
@@ -119,6 +121,46 @@ fn tokenizers_vocab(path: &Path) -> anyhow::Result<usize> {
     Ok(base.max(max_added.map_or(0, |m| m as usize + 1)).max(base + added.min(1)))
 }
 
+/// The retrieval setup of a demo folder `out`: an encoder trained on `data`'s training scenes (`out/encoder`)
+/// and the concepts in a store (`out/store`), embedded. Each is made under a temporary name and renamed when
+/// finished, so a finished setup is reused (the ablation runner shares one per seed) and a killed one is made
+/// again. Returns the store, its retriever and the encoder's training seconds (0 when reused).
+pub(crate) fn retrieval_setup(
+    out: &Path,
+    data: &Path,
+    quick: bool,
+    seed: u64,
+    dev: &burn::tensor::Device<Backend>,
+) -> anyhow::Result<(SqliteStore, Retriever<Backend>, f64)> {
+    let (clip_dir, store_dir) = (out.join("encoder"), out.join("store"));
+    let mut secs = 0.0;
+    if !(clip_dir.is_dir() && store_dir.is_dir()) {
+        let (clip_tmp, store_tmp) = (out.join("encoder.tmp"), out.join("store.tmp"));
+        for d in [&clip_dir, &store_dir, &clip_tmp, &store_tmp] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
+            }
+        }
+        tracing::info!("personalization: a retrieval encoder trained on the training scenes -> {}", clip_dir.display());
+        secs = train_encoder(data, &out.join("model-init/tokenizer.json"), &clip_tmp, quick, seed)?;
+        rename(&clip_tmp, &clip_dir)?;
+        tracing::info!("personalization: the concepts into a store, embedded -> {}", store_dir.display());
+        let mut store = SqliteStore::create(&store_tmp)?;
+        let opts = ImportOptions { image_root: data.to_path_buf(), images: ImageMode::Copy, replace: false };
+        import_file(&mut store, &data.join("database_rap.json"), &opts)?;
+        Retriever::<Backend>::open(&mut store, Some(&clip_dir), dev, &mut |_, _| {})?;
+        drop(store);
+        rename(&store_tmp, &store_dir)?;
+    }
+    let mut store = SqliteStore::open(&store_dir)?;
+    let (retriever, _) = Retriever::<Backend>::open(&mut store, Some(&clip_dir), dev, &mut |_, _| {})?;
+    Ok((store, retriever, secs))
+}
+
+fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::rename(from, to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+}
+
 /// Run the stage; returns its figures for `summary.json`.
 pub(crate) fn run_stage(
     out: &Path,
@@ -128,19 +170,13 @@ pub(crate) fn run_stage(
     seed: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let dev = repic_models::default_device();
-    let clip_dir = out.join("encoder");
-    tracing::info!("personalization 1/3: a retrieval encoder trained on the training scenes -> {}", clip_dir.display());
-    let secs = train_encoder(data, &out.join("model-init/tokenizer.json"), &clip_dir, quick, seed)?;
-    tracing::info!("personalization 2/3: the concepts into a store, embedded");
-    let store_dir = out.join("store");
-    if store_dir.exists() {
-        std::fs::remove_dir_all(&store_dir)?;
+    for d in ["encoder", "store"] {
+        if out.join(d).exists() {
+            std::fs::remove_dir_all(out.join(d)).with_context(|| format!("removing {}", out.join(d).display()))?;
+        }
     }
-    let mut store = SqliteStore::create(&store_dir)?;
-    let opts = ImportOptions { image_root: data.to_path_buf(), images: ImageMode::Copy, replace: false };
-    import_file(&mut store, &data.join("database_rap.json"), &opts)?;
-    let (retriever, _) = Retriever::<Backend>::open(&mut store, Some(&clip_dir), &dev, &mut |_, _| {})?;
-    tracing::info!("personalization 3/3: retrieval, captions with retrieved references, recognition");
+    let (store, retriever, secs) = retrieval_setup(out, data, quick, seed, &dev)?;
+    tracing::info!("personalization: retrieval, captions with retrieved references, recognition");
     let limit = if quick { 2 } else { usize::MAX };
     let split = |name: &str| -> anyhow::Result<Vec<(String, Vec<String>)>> {
         let list = load_query_list(&data.join(format!("eval/queries_{name}.json")))?;
