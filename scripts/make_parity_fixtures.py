@@ -157,6 +157,9 @@ def make(name: str, out: Path, seed: int):
         vision = {"hidden_act": "silu", **vdims, "out_hidden_size": tdims["hidden_size"], "patch_size": 14,
                   "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3, "tokens_per_second": 2,
                   "initializer_range": 0.1}
+        if TRANSFORMERS_5 and name == "qwen2_5_vl":
+            # A vision rotary base other than the 10000 transformers 4 fixes (transformers 5 reads it from here).
+            vision["rope_parameters"] = {"rope_type": "axial", "rope_theta": 500.0}
         cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special, **text)
         model = Qwen2_5_VLForConditionalGeneration(cfg)
     with torch.no_grad():

@@ -87,6 +87,9 @@ pub struct VisionConfig {
     pub fullatt_block_indexes: Vec<usize>,
     /// MLP activation (`hidden_act`): index into [`ACTIVATIONS`].
     pub act: usize,
+    /// Base of the 2-D rotary embedding: transformers 5's `vision_config.rope_parameters.rope_theta` (its
+    /// `rope_type` must be `axial`), 10000 when absent (fixed in transformers 4).
+    pub rope_theta: f64,
 }
 
 /// Activations the vision MLP supports, by their transformers names.
@@ -252,6 +255,23 @@ impl QwenVlConfig {
                 format!("`vision_config.hidden_act` = `{act_name}` is not supported ({})", ACTIVATIONS.join(", ")),
             )
         })?;
+        let vrope = vv.get("rope_parameters");
+        let rope_theta = match vrope.and_then(|r| r.get("rope_theta")) {
+            None => 10_000.0,
+            Some(t) => {
+                t.as_f64().ok_or_else(|| err(path, "`vision_config.rope_parameters.rope_theta` is not a number"))?
+            }
+        };
+        if !(rope_theta.is_finite() && rope_theta > 1.0) {
+            return Err(err(path, format!("`vision_config` rope_theta = {rope_theta} must be a finite number > 1")));
+        }
+        let vkind = vrope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str);
+        if let Some(kind) = vkind.filter(|k| *k != "axial") {
+            return Err(err(
+                path,
+                format!("vision rope type `{kind}` is not supported (axial is, as in transformers)"),
+            ));
+        }
         let vision = VisionConfig {
             depth,
             embed_dim,
@@ -265,6 +285,7 @@ impl QwenVlConfig {
             window_size: window,
             fullatt_block_indexes: fullatt,
             act,
+            rope_theta,
         };
         let tok = |k: &str, d: u32| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as u32);
         let mut eos = token_ids(v.get("eos_token_id"));
@@ -391,5 +412,20 @@ mod tests {
         assert_eq!((c.text.rope_theta, c.text.mrope_section.as_slice()), (5000.0, &[8, 28, 28][..]));
         // The legacy flat form keeps its separate rope_theta.
         assert_eq!(parse(QWEN2_VL_2B).unwrap().text.rope_theta, 1_000_000.0);
+        // The vision tower's rotary base: 10000 unless transformers 5's vision rope_parameters say otherwise; other
+        // rope types and bad values refused by name.
+        assert_eq!(parse(QWEN2_VL_2B).unwrap().vision.rope_theta, 10_000.0);
+        let vision = |rope: &str| {
+            let at = r#""temporal_patch_size": 2}"#;
+            QWEN2_VL_2B.replace(at, &format!(r#""temporal_patch_size": 2, "rope_parameters": {rope}}}"#))
+        };
+        let c = parse(&vision(r#"{"rope_theta": 500.0, "rope_type": "axial"}"#)).unwrap();
+        assert_eq!((c.vision.rope_theta, c.text.rope_theta), (500.0, 1_000_000.0));
+        let e = parse(&vision(r#"{"rope_theta": 500.0, "rope_type": "yarn"}"#)).unwrap_err().to_string();
+        assert!(e.contains("vision rope type `yarn`"), "{e}");
+        let e = parse(&vision(r#"{"rope_theta": "big"}"#)).unwrap_err().to_string();
+        assert!(e.contains("vision_config.rope_parameters.rope_theta"), "{e}");
+        let e = parse(&vision(r#"{"rope_theta": 0.5}"#)).unwrap_err().to_string();
+        assert!(e.contains("must be a finite number > 1"), "{e}");
     }
 }

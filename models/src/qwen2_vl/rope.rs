@@ -99,15 +99,16 @@ pub fn mrope_tables<B: Backend>(
     (mk(cos), mk(sin))
 }
 
-/// Vision rotary tables `[N, head_dim]` for images of the given (t, h, w) grids, with patches in merge-window
+/// Vision rotary tables `[N, head_dim]` (rotary base `theta`) for images of the given (t, h, w) grids, with patches in merge-window
 /// order (as the processor flattens them).
 pub fn vision_tables<B: Backend>(
     grids: &[[usize; 3]],
     head_dim: usize,
     merge: usize,
+    theta: f64,
     device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-    let freq = inv_freq(head_dim / 2, 10_000.0);
+    let freq = inv_freq(head_dim / 2, theta as f32);
     let (mut cos, mut sin) = (Vec::new(), Vec::new());
     let mut n = 0;
     for &[t, h, w] in grids {

@@ -91,6 +91,7 @@ pub struct Vision<B: Backend> {
     pub merger: Merger<B>,
     merge: usize,
     head_dim: usize,
+    rope_theta: f64,
     window_merged: usize,
     full_blocks: Vec<usize>,
 }
@@ -137,6 +138,7 @@ impl<B: Backend> Vision<B> {
             },
             merge: cfg.spatial_merge_size,
             head_dim: d / cfg.num_heads,
+            rope_theta: cfg.rope_theta,
             window_merged: match arch {
                 Arch::Qwen2Vl => 0,
                 Arch::Qwen25Vl => cfg.window_size / cfg.spatial_merge_size / cfg.patch_size,
@@ -152,7 +154,7 @@ impl<B: Backend> Vision<B> {
         let n = pixels.dims()[0];
         let unit = self.merge * self.merge;
         let mut x = self.patch_embed.proj.forward(pixels);
-        let (mut cos, mut sin) = vision_tables::<B>(grids, self.head_dim, self.merge, &device);
+        let (mut cos, mut sin) = vision_tables::<B>(grids, self.head_dim, self.merge, self.rope_theta, &device);
         let full: Vec<usize> = grids.iter().flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t)).collect();
         let mut windows = full.clone();
         let mut order = None;
