@@ -58,7 +58,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.clients.iter().all(|&c| c > 0) && a.requests > 0, "--clients and --requests must be positive");
     let ckpt = crate::prompt::load_model(&a.model, None)?;
-    let opts = SchedulerOptions { max_batch: a.max_batch, queue: 4096, max_context: 1 << 20, prefill_chunk: 512 };
+    let opts = SchedulerOptions {
+        max_batch: a.max_batch,
+        queue: 4096,
+        max_context: 1 << 20,
+        prefill_chunk: 512,
+        stream_buffer: 1 << 16,
+    };
     let scheduler = Scheduler::start(ckpt, default_device(), opts);
     let limits = Limits { max_n: 1, max_context: 1 << 20, ..Limits::default() };
     let state = Arc::new(AppState::new(scheduler, "bench".into(), limits, None));

@@ -45,6 +45,10 @@ pub struct Args {
     /// stall running requests.
     #[arg(long, default_value_t = 512)]
     prefill_chunk: usize,
+    /// Events (stream chunks) a client may fall behind before its request is stopped with an error: what one
+    /// slow reader can make the server hold.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(4..))]
+    stream_buffer: u32,
     /// New tokens when a request names none.
     #[arg(long, default_value_t = 512)]
     default_max_tokens: usize,
@@ -82,6 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         queue: a.queue as usize,
         max_context: context,
         prefill_chunk: a.prefill_chunk,
+        stream_buffer: a.stream_buffer as usize,
     };
     let scheduler = Scheduler::start(ckpt, default_device(), opts);
     let mut state = AppState::new(scheduler, name.clone(), limits, a.api_key.clone());

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use repic_data::{Message, Part, Role};
 use repic_models::{Finish, SamplingOptions};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 use crate::AppState;
 use crate::openai::{ApiError, ChatRequest, Content, ContentPart, Stop, Usage, decode_data_url};
@@ -197,7 +197,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         crate::personal::personalize(&mut c.messages, at, &refs);
         references = Some(crate::personal::extension(&found.results));
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(state.scheduler.stream_buffer);
     let job = Job {
         messages: c.messages,
         images: c.images,
@@ -253,7 +253,7 @@ impl Head {
     }
 }
 
-async fn collect(head: Head, mut rx: UnboundedReceiver<Event>, logprobs: bool) -> Result<Value, ApiError> {
+async fn collect(head: Head, mut rx: Receiver<Event>, logprobs: bool) -> Result<Value, ApiError> {
     let mut texts = vec![String::new(); head.n];
     let mut finish: Vec<Option<Finish>> = vec![None; head.n];
     let mut lps: Vec<Value> = vec![Value::Null; head.n];
@@ -297,7 +297,7 @@ async fn collect(head: Head, mut rx: UnboundedReceiver<Event>, logprobs: bool) -
 
 fn stream(
     head: Head,
-    rx: UnboundedReceiver<Event>,
+    rx: Receiver<Event>,
     include_usage: bool,
 ) -> Sse<impl futures_core::Stream<Item = Result<SseEvent, Infallible>>> {
     let s = async_stream::stream! {

@@ -87,6 +87,12 @@ pub async fn metrics(State(state): State<std::sync::Arc<AppState>>) -> Response 
             "Choices dropped because their client went away.",
             load(&s.cancelled) as f64,
         ),
+        (
+            "repic_overrun_total",
+            "counter",
+            "Requests stopped because their client read its stream too slowly.",
+            load(&s.overrun) as f64,
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }

@@ -3,11 +3,13 @@
 //! choices, in chunks between decode steps so that a long prompt does not stall the others) and joins the
 //! running batch; a finished choice, or one whose client went
 //! away, leaves the batch at once (the cache's `join` and `release`). Requests wait in a bounded queue; a full
-//! queue is refused at once, so the HTTP layer can answer 429.
+//! queue is refused at once, so the HTTP layer can answer 429. Each request's events go through a bounded
+//! channel: a client that stops reading its stream is stopped with an error once it is that many events behind,
+//! so a slow reader never makes the server hold an unbounded amount of its text.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use burn::tensor::backend::Backend;
@@ -16,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use repic_data::Message;
 use repic_models::engine::sampler::choose;
 use repic_models::{Checkpoint, Finish, KvCache, SamplingOptions, SeqId, Step};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// One chat completion request as the scheduler runs it.
 pub struct Job {
@@ -36,8 +38,8 @@ pub struct Job {
     pub ignore_eos: bool,
     /// Choices.
     pub n: usize,
-    /// Where the choices' text goes.
-    pub events: UnboundedSender<Event>,
+    /// Where the choices' text goes: a bounded channel (see [`SchedulerOptions::stream_buffer`]).
+    pub events: Sender<Event>,
 }
 
 /// Other work for the model thread, run between two decode steps with the checkpoint (`&Checkpoint<B>` of the
@@ -98,6 +100,9 @@ pub struct SchedulerOptions {
     /// Prompt positions prefilled between two decode steps (0: a whole prompt at once), so that a long prompt
     /// does not stall the running sequences.
     pub prefill_chunk: usize,
+    /// Events a request's client may fall behind (its stream unread) before the request is stopped with an
+    /// error (503); what one slow reader can make the server hold. At least 4.
+    pub stream_buffer: usize,
 }
 
 /// Counters for `/metrics`.
@@ -117,6 +122,8 @@ pub struct Stats {
     pub step_rows: AtomicU64,
     /// Choices dropped because their client went away.
     pub cancelled: AtomicU64,
+    /// Requests stopped because their client read its stream too slowly.
+    pub overrun: AtomicU64,
 }
 
 /// The queue to the model thread.
@@ -125,6 +132,8 @@ pub struct Scheduler {
     tx: SyncSender<Work>,
     /// Live counters.
     pub stats: Arc<Stats>,
+    /// Capacity of each request's event channel ([`SchedulerOptions::stream_buffer`]).
+    pub stream_buffer: usize,
 }
 
 /// The queue is full.
@@ -140,6 +149,7 @@ impl Scheduler {
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(opts.queue.max(1));
         let stats = Arc::new(Stats::default());
+        let stream_buffer = opts.stream_buffer.max(4);
         let s = stats.clone();
         std::thread::Builder::new()
             .name("repic-scheduler".into())
@@ -157,7 +167,7 @@ impl Scheduler {
                 l.run(rx)
             })
             .expect("spawning the scheduler thread");
-        Scheduler { tx, stats }
+        Scheduler { tx, stats, stream_buffer }
     }
 
     /// Queue a job; `Busy` when the queue is full.
@@ -203,8 +213,31 @@ struct JobState {
     max_new_tokens: usize,
     stop: Vec<String>,
     ignore_eos: bool,
-    events: UnboundedSender<Event>,
+    events: Sender<Event>,
+    /// The client fell too far behind; every choice stops.
+    overrun: AtomicBool,
     _images: Option<tempfile::TempDir>,
+}
+
+impl JobState {
+    /// Send an event of one choice. When only one slot of the channel is left, it carries an error instead and
+    /// the job stops: its client is a whole buffer behind.
+    fn emit(&self, event: Event, stats: &Stats) {
+        if self.overrun.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.events.capacity() <= 1 && !self.events.is_closed() {
+            self.overrun.store(true, Ordering::Relaxed);
+            stats.overrun.fetch_add(1, Ordering::Relaxed);
+            let msg = format!(
+                "the client read its stream too slowly ({} events behind); the request was stopped",
+                self.events.max_capacity()
+            );
+            let _ = self.events.try_send(failed(503, msg));
+            return;
+        }
+        let _ = self.events.try_send(event);
+    }
 }
 
 struct Loop<B: Backend> {
@@ -271,7 +304,7 @@ impl<B: Backend> Loop<B> {
             {
                 tracing::error!("prefill failed: {e}");
                 if let Some(p) = self.prefill.take() {
-                    let _ = p.job.events.send(failed(500, format!("the model failed: {e}")));
+                    let _ = p.job.events.try_send(failed(500, format!("the model failed: {e}")));
                 }
             }
             if self.running.is_empty() {
@@ -280,7 +313,7 @@ impl<B: Backend> Loop<B> {
             if let Err(e) = self.step() {
                 tracing::error!("decode step failed: {e}");
                 for s in self.running.drain(..) {
-                    let _ = s.job.events.send(failed(500, format!("the model failed: {e}")));
+                    let _ = s.job.events.try_send(failed(500, format!("the model failed: {e}")));
                 }
                 self.cache = None;
                 self.stats.running.store(0, Ordering::Relaxed);
@@ -292,7 +325,7 @@ impl<B: Backend> Loop<B> {
     fn start(&mut self, job: Job) {
         if job.n > self.opts.max_batch {
             let msg = format!("n: {} choices exceed the batch of {}", job.n, self.opts.max_batch);
-            let _ = job.events.send(failed(400, msg));
+            let _ = job.events.try_send(failed(400, msg));
             return;
         }
         if job.events.is_closed() {
@@ -302,7 +335,7 @@ impl<B: Backend> Loop<B> {
         let prepared = match self.ckpt.prepare(&job.messages, &root) {
             Ok(p) => p,
             Err(e) => {
-                let _ = job.events.send(failed(400, format!("messages: {e}")));
+                let _ = job.events.try_send(failed(400, format!("messages: {e}")));
                 return;
             }
         };
@@ -314,19 +347,19 @@ impl<B: Backend> Loop<B> {
                 job.max_new_tokens,
                 self.opts.max_context
             );
-            let _ = job.events.send(failed(400, msg));
+            let _ = job.events.try_send(failed(400, msg));
             return;
         }
         let model = &self.ckpt.model;
         let step = match model.prompt_step(&input, &self.device) {
             Ok((step, delta)) => (step, delta),
             Err(e) => {
-                let _ = job.events.send(failed(400, format!("messages: {e}")));
+                let _ = job.events.try_send(failed(400, format!("messages: {e}")));
                 return;
             }
         };
         let ((step, delta), ids) = (step, input.ids);
-        let _ = job.events.send(Event::Started { prompt_tokens: ids.len() });
+        let _ = job.events.try_send(Event::Started { prompt_tokens: ids.len() });
         let positions = step.positions.into_iter().next().expect("one row");
         self.prefill = Some(Prefill {
             // The first generated token sits at text position prompt length + the images' rope delta.
@@ -337,6 +370,7 @@ impl<B: Backend> Loop<B> {
                 stop: job.stop,
                 ignore_eos: job.ignore_eos,
                 events: job.events,
+                overrun: AtomicBool::new(false),
                 _images: job.images,
             }),
             n: job.n,
@@ -435,6 +469,10 @@ impl<B: Backend> Loop<B> {
             self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if job.overrun.load(Ordering::Relaxed) {
+            s.done = Some(Finish::Length);
+            return;
+        }
         let (tok, lp) = choose(logits, &s.history, &job.sampling, &mut s.rng);
         s.history.push(tok);
         s.logprobs.push((tok, lp));
@@ -465,7 +503,7 @@ impl<B: Backend> Loop<B> {
             }
         };
         if end > s.sent {
-            let _ = job.events.send(Event::Delta { index: s.index, text: text[s.sent..end].to_string() });
+            job.emit(Event::Delta { index: s.index, text: text[s.sent..end].to_string() }, &self.stats);
             s.sent = end;
         }
         if let Some(f) = finish {
@@ -473,7 +511,7 @@ impl<B: Backend> Loop<B> {
                 .into_iter()
                 .map(|(t, l)| (t, self.ckpt.tokenizer.decode(&[t]).unwrap_or_default(), l))
                 .collect();
-            let _ = job.events.send(Event::Done { index: s.index, finish: f, tokens: s.generated, logprobs });
+            job.emit(Event::Done { index: s.index, finish: f, tokens: s.generated, logprobs }, &self.stats);
             s.done = Some(f);
         }
     }

@@ -36,7 +36,7 @@ async fn start_with(max_batch: usize, queue: usize, api_key: Option<&str>, conte
     let dev = Default::default();
     let ckpt = Checkpoint::<B>::load(&model_dir(), &dev).unwrap();
     // Small prefill chunks: every prompt here is prefilled in several pieces between decode steps.
-    let opts = SchedulerOptions { max_batch, queue, max_context: context, prefill_chunk: 16 };
+    let opts = SchedulerOptions { max_batch, queue, max_context: context, prefill_chunk: 16, stream_buffer: 1024 };
     let scheduler = Scheduler::start(ckpt, dev, opts);
     let limits = Limits { max_body_bytes: 1 << 20, max_context: context, ..Limits::default() };
     let state = Arc::new(AppState::new(scheduler, "tiny".into(), limits, api_key.map(str::to_string)));
@@ -333,4 +333,50 @@ async fn a_hundred_concurrent_requests_all_complete() {
             .unwrap();
     }
     assert_eq!(running, 0.0);
+}
+
+/// A client that stops reading its stream: after `stream_buffer` events the request is stopped, the last event
+/// it can read is an error saying so, and the batch goes on without it (the server holds at most that many
+/// events for it).
+#[test]
+fn a_client_that_stops_reading_is_stopped_after_a_bounded_number_of_events() {
+    let dev = Default::default();
+    let ckpt = Checkpoint::<B>::load(&model_dir(), &dev).unwrap();
+    let opts = SchedulerOptions { max_batch: 4, queue: 4, max_context: 4096, prefill_chunk: 0, stream_buffer: 8 };
+    let scheduler = Scheduler::start(ckpt, dev, opts);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(scheduler.stream_buffer);
+    let job = repic_server::scheduler::Job {
+        messages: vec![Message::user_with_images(Vec::<String>::new(), "Describe <bo> in detail.")],
+        images: None,
+        sampling: Default::default(),
+        max_new_tokens: 200,
+        stop: Vec::new(),
+        seed: 0,
+        ignore_eos: true,
+        n: 2,
+        events: tx,
+    };
+    assert!(scheduler.submit(job).is_ok());
+    let start = std::time::Instant::now();
+    while scheduler.stats.overrun.load(Ordering::Relaxed) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the unread request was never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while scheduler.stats.running.load(Ordering::Relaxed) != 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the stopped request stayed in the batch");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    assert_eq!(events.len(), 8, "{events:?}");
+    assert!(matches!(events[0], repic_server::scheduler::Event::Started { .. }));
+    match events.last() {
+        Some(repic_server::scheduler::Event::Failed { status: 503, message }) => {
+            assert!(message.contains("too slowly"), "{message}")
+        }
+        other => panic!("the last event is {other:?}"),
+    }
+    assert!(scheduler.stats.generated.load(Ordering::Relaxed) < 2 * 200, "both choices stopped early");
 }

@@ -38,7 +38,7 @@ pub fn fixture_store(dir: &Path) -> PathBuf {
 pub async fn serve(store: &Path, api_key: Option<&str>, prefill_chunk: usize) -> String {
     let dev = Default::default();
     let ckpt = Checkpoint::<B>::load(&root("models/tests/fixtures/qwen2_vl"), &dev).unwrap();
-    let opts = SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096, prefill_chunk };
+    let opts = SchedulerOptions { max_batch: 4, queue: 16, max_context: 4096, prefill_chunk, stream_buffer: 1024 };
     let scheduler = Scheduler::start(ckpt, dev, opts);
     let limits = Limits { max_context: 4096, ..Limits::default() };
     let state = AppState::new(scheduler, "tiny".into(), limits, api_key.map(str::to_string))
