@@ -44,6 +44,9 @@ pub struct Args {
     /// A string that ends generation once the output contains it (repeat for several).
     #[arg(long = "stop")]
     stop: Vec<String>,
+    /// End-of-sequence tokens cannot be chosen before this many new tokens (transformers' `min_new_tokens`).
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -69,6 +72,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         repetition_penalty: a.repetition_penalty.unwrap_or(1.0),
     };
     typed.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    anyhow::ensure!(
+        a.min_new_tokens <= a.max_new_tokens,
+        "--min-new-tokens {} exceeds --max-new-tokens {}",
+        a.min_new_tokens,
+        a.max_new_tokens
+    );
     let dev = device();
     let (ckpt, prepared) = load_prompt(&a.model, &a.images, a.system, a.prompt)?;
     let d = &ckpt.sampling;
@@ -84,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         seed: a.seed,
         stop_tokens: ckpt.stop_tokens.clone(),
         stop_strings: a.stop,
+        min_new_tokens: a.min_new_tokens,
     };
     let outs = ckpt.engine(&dev).generate_group(&prepared.input, a.num_samples as usize, &opts)?;
     let sample = |o: &repic_models::Generation| serde_json::json!({"tokens": o.tokens, "text": o.text, "logprobs": o.logprobs, "finish": o.finish});

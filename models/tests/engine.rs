@@ -265,3 +265,27 @@ fn candidate_scores_are_the_full_distribution_at_that_position() {
     assert!(engine.candidates(&input, &[last], &[]).is_err());
     assert!(engine.candidates(&input, &[last], &[100_000]).is_err());
 }
+
+#[test]
+fn min_new_tokens_keeps_stop_tokens_out_until_reached() {
+    let dev = Default::default();
+    let ckpt = Checkpoint::<B>::load(&fixture("qwen2_vl"), &dev).unwrap();
+    let input = Reference::load(&fixture("qwen2_vl")).input("image_text");
+    let engine = ckpt.engine(&dev);
+    let greedy = GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    let free = engine.generate(&input, &greedy).unwrap();
+    // Make greedy's first token a stop token: without a minimum, generation stops right there.
+    let first = free.tokens[0];
+    let stopping = GenerateOptions { stop_tokens: vec![first], ..greedy.clone() };
+    let cut = engine.generate(&input, &stopping).unwrap();
+    assert_eq!((cut.tokens.as_slice(), cut.finish), (&[first][..], Finish::Stop));
+    // With a minimum of 5 the stop token is masked for the first 5 tokens: never chosen there, and the output is
+    // at least that long.
+    let held = engine.generate(&input, &GenerateOptions { min_new_tokens: 5, ..stopping.clone() }).unwrap();
+    assert!(held.tokens.len() >= 5, "{:?}", held.tokens);
+    assert!(!held.tokens[..5].contains(&first), "{:?}", held.tokens);
+    assert!(held.logprobs.iter().all(|lp| lp.is_finite()));
+    // min = max: exactly max tokens.
+    let exact = engine.generate(&input, &GenerateOptions { min_new_tokens: 8, ..stopping }).unwrap();
+    assert_eq!((exact.tokens.len(), exact.finish), (8, Finish::Length));
+}

@@ -144,6 +144,9 @@ pub struct GrpoConfig {
     pub repetition_penalty: f64,
     /// Most tokens per completion.
     pub max_completion_length: usize,
+    /// End-of-sequence cannot be sampled before this many tokens (TRL: `generation_kwargs = {"min_new_tokens":
+    /// N}`); equal to `max_completion_length` it makes every completion that long (benchmarks).
+    pub min_completion_length: usize,
     /// KL coefficient (0: no reference pass).
     pub beta: f64,
     /// Lower clip range.
@@ -174,6 +177,7 @@ impl Default for GrpoConfig {
             top_k: 0,
             repetition_penalty: 1.0,
             max_completion_length: 256,
+            min_completion_length: 0,
             beta: 0.04,
             epsilon: 0.2,
             epsilon_high: None,
@@ -310,13 +314,17 @@ impl TrainConfig {
         let (g, o) = (&self.grpo, &self.optim);
         let finite = |x: f64| x.is_finite();
         let grpo = self.mode == Mode::Grpo;
-        let checks: [(bool, &str); 21] = [
+        let checks: [(bool, &str); 22] = [
             // TRL refuses groups of one: the group-normalised advantage of a single sample is always 0.
             (!grpo || g.num_generations >= 2, "grpo.num_generations must be at least 2 (advantages compare samples)"),
             (finite(g.temperature) && g.temperature > 0.0, "grpo.temperature must be a finite number > 0"),
             (g.top_p > 0.0 && g.top_p <= 1.0, "grpo.top_p must be in (0, 1]"),
             (finite(g.repetition_penalty) && g.repetition_penalty > 0.0, "grpo.repetition_penalty must be > 0"),
             (g.max_completion_length >= 1, "grpo.max_completion_length must be at least 1"),
+            (
+                g.min_completion_length <= g.max_completion_length,
+                "grpo.min_completion_length must be at most grpo.max_completion_length",
+            ),
             (finite(g.beta) && g.beta >= 0.0, "grpo.beta must be a finite number >= 0"),
             (
                 finite(g.epsilon) && g.epsilon >= 0.0 && g.epsilon_high.is_none_or(|e| finite(e) && e >= 0.0),

@@ -76,6 +76,7 @@ pub fn rollout_options(g: &GrpoConfig, stop_tokens: &[u32], seed: u64) -> Genera
         seed,
         stop_tokens: stop_tokens.to_vec(),
         stop_strings: g.stop_strings.clone(),
+        min_new_tokens: g.min_completion_length,
     }
 }
 

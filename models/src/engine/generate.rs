@@ -106,6 +106,19 @@ impl<B: Backend> Engine<'_, B> {
                     next.push(seq.history.last().copied().unwrap_or_default());
                     continue;
                 }
+                let masked;
+                let row = if outs[i].tokens.len() < opts.min_new_tokens && !opts.stop_tokens.is_empty() {
+                    let mut r = row.to_vec();
+                    for &t in &opts.stop_tokens {
+                        if let Some(x) = r.get_mut(t as usize) {
+                            *x = f32::NEG_INFINITY;
+                        }
+                    }
+                    masked = r;
+                    &masked[..]
+                } else {
+                    row
+                };
                 let (tok, lp) = choose(row, &seq.history, &opts.sampling, &mut rngs[i]);
                 seq.history.push(tok);
                 outs[i].tokens.push(tok);

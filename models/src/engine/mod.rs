@@ -30,6 +30,9 @@ pub struct GenerateOptions {
     /// Strings that end generation once the decoded output contains one (the tokens that complete it are kept;
     /// needs an engine with a tokenizer).
     pub stop_strings: Vec<String>,
+    /// Stop tokens cannot be sampled before this many new tokens (transformers' `min_new_tokens`: their logits
+    /// are set to -inf), so `min_new_tokens = max_new_tokens` gives completions of exactly that length.
+    pub min_new_tokens: usize,
 }
 
 /// Why a sequence stopped.
