@@ -38,7 +38,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let ckpt = a.model.load()?;
     let opts = R2pOptions { shortlist: a.shortlist, max_new_tokens: a.max_new_tokens, ..Default::default() };
-    let r = recognize(&ckpt, &retriever, &a.image, &opts, &dev)?;
+    let r = recognize(&repic_personalize::LocalVlm { ckpt: &ckpt, device: &dev }, &retriever, &a.image, &opts)?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -22,4 +22,4 @@ pub use store::{
     ConceptEdit, ConceptStore, EmbeddingKind, EncoderRef, ImageMode, ImportOptions, ImportReport, NewConcept,
     SqliteStore, StoredConcept, StoredImage,
 };
-pub use vlm::{greedy, option_probs};
+pub use vlm::{LocalVlm, Vlm, greedy, option_probs};

@@ -1,6 +1,7 @@
 //! The two calls personalization makes of the VLM through the shared engine: a greedy answer to a chat, and
 //! the probabilities of a few one-token options at the point where an answer begins (R2P's option letters and
-//! yes/no, read from the logits after an assistant prefix such as `{"Answer": "`).
+//! yes/no, read from the logits after an assistant prefix such as `{"Answer": "`). [`Vlm`] is the two calls as
+//! a trait, so that R2P runs on a checkpoint here ([`LocalVlm`]) or through a server's continuous batch.
 
 use std::path::Path;
 
@@ -56,4 +57,32 @@ pub fn option_probs<B: Backend>(
     let last = input.ids.len() - 1;
     let scores = ckpt.engine(device).candidates(&input, &[last], &tokens)?;
     Ok(scores.into_iter().next().map(|s| s.probs).unwrap_or_default())
+}
+
+/// The VLM as R2P calls it.
+pub trait Vlm {
+    /// A greedy answer to `messages` (image paths absolute or relative to the working directory).
+    fn greedy(&self, messages: &[Message], max_new_tokens: usize, repetition_penalty: f64) -> Result<String>;
+    /// Probabilities of `options` (renormalised over them) as the next token after the prompt of `messages`
+    /// followed by the assistant text `prefix` (see [`option_probs`]).
+    fn option_probs(&self, messages: &[Message], prefix: &str, options: &[&str]) -> Result<Vec<f32>>;
+}
+
+/// A checkpoint on a device, called on this thread.
+pub struct LocalVlm<'a, B: Backend> {
+    /// The model.
+    pub ckpt: &'a Checkpoint<B>,
+    /// Where it runs.
+    pub device: &'a B::Device,
+}
+
+impl<B: Backend> Vlm for LocalVlm<'_, B> {
+    fn greedy(&self, messages: &[Message], max_new_tokens: usize, repetition_penalty: f64) -> Result<String> {
+        Ok(greedy(self.ckpt, messages, max_new_tokens, repetition_penalty, self.device)?.0)
+    }
+
+    fn option_probs(&self, messages: &[Message], prefix: &str, options: &[&str]) -> Result<Vec<f32>> {
+        let prepared = self.ckpt.prepare(messages, Path::new(""))?;
+        option_probs(self.ckpt, &prepared, prefix, options, self.device)
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use repic_models::Checkpoint;
 use repic_personalize::r2p::{R2pOptions, Stage, recognize, recognize_with};
 use repic_personalize::store::import_file;
-use repic_personalize::{ImageMode, ImportOptions, Retriever, SqliteStore};
+use repic_personalize::{ImageMode, ImportOptions, LocalVlm, Retriever, SqliteStore};
 
 type B = repic_models::DefaultBackend;
 
@@ -41,7 +41,7 @@ fn every_stage_decides_where_it_should() {
     let opts = R2pOptions { max_new_tokens: 8, ..Default::default() };
 
     // The random model's own answer: not JSON, so the retrieval ranking decides, and says so.
-    let r = recognize(&s.ckpt, &s.retriever, &q, &opts, &dev).unwrap();
+    let r = recognize(&LocalVlm { ckpt: &s.ckpt, device: &dev }, &s.retriever, &q, &opts).unwrap();
     assert_eq!(r.decided_by, Stage::Retrieval);
     assert_eq!(r.key, r.shortlist[0].key);
     assert_eq!(r.shortlist.len(), 3);
@@ -58,7 +58,8 @@ fn every_stage_decides_where_it_should() {
             r#"{{"A": "None", "B": "striped pattern, blue tint", "C": "None", "Reasoning": "B fits.", "Answer": "{letter}"}}"#
         )
     };
-    let agree = recognize_with(&s.ckpt, &s.retriever, &q, &opts, Some(&answer("B")), &dev).unwrap();
+    let agree =
+        recognize_with(&LocalVlm { ckpt: &s.ckpt, device: &dev }, &s.retriever, &q, &opts, Some(&answer("B"))).unwrap();
     assert_eq!(agree.decided_by, Stage::Reasoning, "{}", agree.reason);
     assert_eq!(agree.key, agree.shortlist[1].key);
     let st1 = agree.stage1.as_ref().unwrap();
@@ -69,7 +70,8 @@ fn every_stage_decides_where_it_should() {
     assert!(st2[0].is_none() && st2[1].is_some() && st2[2].is_none());
     assert!(agree.stage3.is_none());
 
-    let disagree = recognize_with(&s.ckpt, &s.retriever, &q, &opts, Some(&answer("C")), &dev).unwrap();
+    let disagree =
+        recognize_with(&LocalVlm { ckpt: &s.ckpt, device: &dev }, &s.retriever, &q, &opts, Some(&answer("C"))).unwrap();
     assert_eq!(disagree.decided_by, Stage::Pairwise, "{}", disagree.reason);
     let p = disagree.stage3.as_ref().unwrap();
     assert_eq!(p.len(), 3);
@@ -81,7 +83,7 @@ fn every_stage_decides_where_it_should() {
     for bad in
         [r#"{"A": "x", "B": "y", "C": "z", "Reasoning": "cut"#, r#"{"A": "x", "B": "y", "C": "z", "Answer": "Q"}"#]
     {
-        let r = recognize_with(&s.ckpt, &s.retriever, &q, &opts, Some(bad), &dev).unwrap();
+        let r = recognize_with(&LocalVlm { ckpt: &s.ckpt, device: &dev }, &s.retriever, &q, &opts, Some(bad)).unwrap();
         assert_eq!(r.decided_by, Stage::Retrieval);
         assert_eq!(r.key, r.shortlist[0].key);
     }

@@ -3,7 +3,7 @@
 //! text and query image, and the references put in front of the query as RePIC's prompt does.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use repic_data::{Message, Part, PromptReference, Role, reference_parts};
 use repic_models::{DefaultBackend as Backend, default_device};
@@ -14,7 +14,7 @@ use repic_personalize::{
 /// The store and its keys.
 pub struct Personal {
     store: PathBuf,
-    keys: Mutex<Option<(u64, Retriever<Backend>)>>,
+    keys: Mutex<Option<(u64, Arc<Retriever<Backend>>)>>,
 }
 
 impl Personal {
@@ -30,20 +30,25 @@ impl Personal {
         &self.store
     }
 
-    /// Run `f` with up-to-date keys (reloaded, and missing embeddings made, after any commit to the store).
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&Retriever<Backend>) -> Result<T, PersonalizeError>,
-    ) -> Result<T, PersonalizeError> {
+    /// The up-to-date keys (reloaded, and missing embeddings made, after any commit to the store); the lock is
+    /// held only while they are checked, so a long user of them (R2P) does not hold up the others.
+    pub fn current(&self) -> Result<Arc<Retriever<Backend>>, PersonalizeError> {
         let mut guard = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut store = SqliteStore::open(&self.store)?;
         let version = store.version()?;
         if guard.as_ref().is_none_or(|(v, _)| *v != version) {
             let (r, _) = Retriever::<Backend>::open(&mut store, None, &default_device(), &mut |_, _| {})?;
-            *guard = Some((store.version()?, r));
+            *guard = Some((store.version()?, Arc::new(r)));
         }
-        let (_, r) = guard.as_ref().expect("loaded above");
-        f(r)
+        Ok(guard.as_ref().expect("loaded above").1.clone())
+    }
+
+    /// Run `f` with up-to-date keys.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Retriever<Backend>) -> Result<T, PersonalizeError>,
+    ) -> Result<T, PersonalizeError> {
+        f(self.current()?.as_ref())
     }
 
     /// RAP retrieval for `text` and the image file `image` (the whole image as the crop).

@@ -1,17 +1,96 @@
 //! `POST /v1/recognize`: R2P on the server's model and concept store — which concept is in the image
-//! (`{"image": data URL, "shortlist": K, "max_new_tokens": N}`), answered with R2P's whole trace. It runs on the
-//! model thread between two decode steps (its reasoning pauses the running batch while it generates).
+//! (`{"image": data URL, "shortlist": K, "max_new_tokens": N}`), answered with R2P's whole trace. R2P runs on a
+//! blocking thread: its reasoning is a greedy job in the continuous batch (decoded alongside the chats), its
+//! option probabilities (one forward pass each) are tasks between two decode steps.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use repic_models::{Checkpoint, DefaultBackend as Backend, default_device};
+use repic_data::Message;
+use repic_models::{Checkpoint, DefaultBackend as Backend, SamplingOptions, default_device};
 use repic_personalize::r2p::{R2pOptions, recognize as r2p_recognize};
+use repic_personalize::{LocalVlm, PersonalizeError, Vlm};
 
 use crate::AppState;
 use crate::chat::error_response;
 use crate::openai::{ApiError, decode_data_url};
+use crate::scheduler::{Event, Job, Scheduler};
+
+/// The served model as R2P calls it from a blocking thread: greedy answers are jobs of the continuous batch,
+/// option probabilities tasks on the model thread.
+pub struct BatchedVlm {
+    /// The model thread's queue.
+    pub scheduler: Scheduler,
+    /// Set when the queue was full (the handler then answers 429).
+    pub busy: std::sync::atomic::AtomicBool,
+}
+
+impl BatchedVlm {
+    fn refused(&self) -> PersonalizeError {
+        self.busy.store(true, std::sync::atomic::Ordering::Relaxed);
+        busy()
+    }
+}
+
+fn busy() -> PersonalizeError {
+    PersonalizeError::invalid("server", "the queue is full; retry shortly")
+}
+
+fn stopped() -> PersonalizeError {
+    PersonalizeError::invalid("server", "the model thread stopped")
+}
+
+impl Vlm for BatchedVlm {
+    fn greedy(
+        &self,
+        messages: &[Message],
+        max_new_tokens: usize,
+        repetition_penalty: f64,
+    ) -> Result<String, PersonalizeError> {
+        let (events, mut rx) = tokio::sync::mpsc::channel(self.scheduler.stream_buffer);
+        let job = Job {
+            messages: messages.to_vec(),
+            images: None,
+            sampling: SamplingOptions { temperature: 0.0, repetition_penalty, ..Default::default() },
+            max_new_tokens,
+            stop: Vec::new(),
+            seed: 0,
+            ignore_eos: false,
+            n: 1,
+            events,
+        };
+        self.scheduler.submit(job).map_err(|_| self.refused())?;
+        let mut text = String::new();
+        while let Some(event) = rx.blocking_recv() {
+            match event {
+                Event::Started { .. } => {}
+                Event::Delta { text: t, .. } => text.push_str(&t),
+                Event::Done { .. } => return Ok(text),
+                Event::Failed { message, .. } => return Err(PersonalizeError::invalid("generation", message)),
+            }
+        }
+        Err(stopped())
+    }
+
+    fn option_probs(&self, messages: &[Message], prefix: &str, options: &[&str]) -> Result<Vec<f32>, PersonalizeError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (messages, prefix) = (messages.to_vec(), prefix.to_string());
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        let task = Box::new(move |ckpt: &dyn std::any::Any| {
+            let result = match ckpt.downcast_ref::<Checkpoint<Backend>>() {
+                Some(ckpt) => {
+                    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+                    LocalVlm { ckpt, device: &default_device() }.option_probs(&messages, &prefix, &options)
+                }
+                None => Err(PersonalizeError::invalid("server", "the model thread runs another backend")),
+            };
+            let _ = tx.send(result);
+        });
+        self.scheduler.run_task(task).map_err(|_| self.refused())?;
+        rx.recv().map_err(|_| stopped())?
+    }
+}
 
 /// The handler.
 pub async fn recognize(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
@@ -50,22 +129,18 @@ async fn run(state: Arc<AppState>, body: axum::body::Bytes) -> Result<Response, 
     let dir = tempfile::tempdir().map_err(|e| ApiError { status: 500, message: e.to_string(), param: None })?;
     let path = dir.path().join(format!("query.{ext}"));
     std::fs::write(&path, bytes).map_err(|e| ApiError { status: 500, message: e.to_string(), param: None })?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = Box::new(move |ckpt: &dyn std::any::Any| {
+    let vlm = Arc::new(BatchedVlm { scheduler: state.scheduler.clone(), busy: Default::default() });
+    let v = vlm.clone();
+    let result = tokio::task::spawn_blocking(move || {
         let _keep = dir;
-        let result = match ckpt.downcast_ref::<Checkpoint<Backend>>() {
-            Some(ckpt) => {
-                personal.with(|r| r2p_recognize(ckpt, r, &path, &opts, &default_device())).map_err(|e| e.to_string())
-            }
-            None => Err("the model thread runs another backend".to_string()),
-        };
-        let _ = tx.send(result);
-    });
-    if state.scheduler.run_task(task).is_err() {
+        let retriever = personal.current()?;
+        r2p_recognize(v.as_ref(), &retriever, &path, &opts)
+    })
+    .await
+    .map_err(|e| ApiError { status: 500, message: format!("recognition: {e}"), param: None })?;
+    if vlm.busy.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError { status: 429, message: "the server is busy; retry shortly".into(), param: None });
     }
-    let result =
-        rx.await.map_err(|_| ApiError { status: 500, message: "the model thread stopped".into(), param: None })?;
     let r = result.map_err(|e| ApiError { status: 500, message: format!("recognition: {e}"), param: None })?;
     Ok(axum::Json(r).into_response())
 }

@@ -30,6 +30,17 @@ async fn http(addr: &str, method: &str, path: &str, ctype: &str, body: &[u8]) ->
     (status, serde_json::from_str(rest).unwrap_or(Value::Null))
 }
 
+/// A counter or gauge of `/metrics`.
+async fn metric(addr: &str, name: &str) -> f64 {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let line = out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {out}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 async fn json_req(addr: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
     http(addr, method, path, "application/json", body.to_string().as_bytes()).await
 }
@@ -126,8 +137,13 @@ async fn chats_are_personalized_and_concepts_edit_over_http() {
     assert_eq!(v["results"].as_array().unwrap().len(), 3);
     assert!(v["prompt_block"].as_str().unwrap().starts_with("<image>1. Name: <c1>, Info: a red ball"), "{v}");
     // R2P over HTTP: the random model's reasoning cannot be read, so the retrieval ranking decides, and says so.
+    // Its reasoning is a job of the continuous batch: the scheduler prefills its prompt and decodes its tokens.
+    let prefilled = metric(&addr, "repic_prompt_tokens_total").await;
+    let generated = metric(&addr, "repic_generated_tokens_total").await;
     let (s, v) = json_req(&addr, "POST", "/v1/recognize", json!({"image": data_url(&q), "max_new_tokens": 8})).await;
     assert_eq!(s, 200, "{v}");
+    assert!(metric(&addr, "repic_prompt_tokens_total").await > prefilled, "R2P's prompt went through the batch");
+    assert!(metric(&addr, "repic_generated_tokens_total").await > generated, "R2P's tokens were decoded there");
     assert_eq!(v["decided_by"], "retrieval");
     assert_eq!(v["key"], v["shortlist"][0]["key"]);
     let (s, v) = json_req(&addr, "POST", "/v1/recognize", json!({"image": data_url(&q), "shortlist": 9})).await;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::encoder::to_vec;
 use crate::retrieve::Reference;
 use crate::store::StoredConcept;
-use crate::vlm::{greedy, option_probs};
+use crate::vlm::{Vlm, greedy};
 use crate::{PersonalizeError, Result, Retriever};
 use parse::{LETTERS, Stage1Answer, parse_fingerprint, parse_stage1};
 
@@ -160,26 +160,24 @@ fn argmax(v: &[Option<f32>]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Run R2P on the image file `query` with the concepts of `retriever`'s store.
+/// Run R2P on the image file `query` with the concepts of `retriever`'s store, asking `vlm`.
 pub fn recognize<B: Backend>(
-    ckpt: &Checkpoint<B>,
+    vlm: &dyn Vlm,
     retriever: &Retriever<B>,
     query: &Path,
     opts: &R2pOptions,
-    device: &B::Device,
 ) -> Result<Recognition> {
-    recognize_with(ckpt, retriever, query, opts, None, device)
+    recognize_with(vlm, retriever, query, opts, None)
 }
 
 /// [`recognize`] with stage 1's answer text given (`recorded`: a recorded answer, for tests and replays)
 /// instead of generated; its confidence is still read from the model's logits.
 pub fn recognize_with<B: Backend>(
-    ckpt: &Checkpoint<B>,
+    vlm: &dyn Vlm,
     retriever: &Retriever<B>,
     query: &Path,
     opts: &R2pOptions,
     recorded: Option<&str>,
-    device: &B::Device,
 ) -> Result<Recognition> {
     if !(1..=LETTERS.len()).contains(&opts.shortlist) {
         return Err(PersonalizeError::invalid("shortlist", format!("{} is not in 1..=5", opts.shortlist)));
@@ -206,10 +204,10 @@ pub fn recognize_with<B: Backend>(
     }
     // Stage 1: reasoning over the options; confidence from the option letters after `"Answer": "`.
     let q = query.to_string_lossy().into_owned();
-    let turn = Message::user_with_images([q.clone()], stage1_prompt(&concepts));
-    let (text, prepared) = match recorded {
-        Some(t) => (t.to_string(), ckpt.prepare(&[turn], Path::new(""))?),
-        None => greedy(ckpt, &[turn], opts.max_new_tokens, 1.0, device)?,
+    let turn = [Message::user_with_images([q.clone()], stage1_prompt(&concepts))];
+    let text = match recorded {
+        Some(t) => t.to_string(),
+        None => vlm.greedy(&turn, opts.max_new_tokens, 1.0)?,
     };
     let read = parse_stage1(&text, concepts.len()).and_then(|a| {
         regex_answer_prefix(&text).map(|end| (a, end)).ok_or_else(|| "no `\"Answer\": \"` in the answer".to_string())
@@ -229,7 +227,7 @@ pub fn recognize_with<B: Backend>(
             return Ok(out);
         }
     };
-    let confidence = option_probs(ckpt, &prepared, &text[..end], &LETTERS[..concepts.len()], device)?;
+    let confidence = vlm.option_probs(&turn, &text[..end], &LETTERS[..concepts.len()])?;
     let Stage1Answer { attributes, answer: choice, .. } = parsed;
     let stage1 =
         Stage1Trace { answer: text, error: None, choice: Some(choice), confidence, attributes: attributes.clone() };
@@ -261,8 +259,8 @@ pub fn recognize_with<B: Backend>(
         let mut content = vec![Part::Image(q.clone())];
         content.extend(reference.iter().filter_map(|p| p.image.clone()).map(Part::Image));
         content.push(Part::Text(pairwise_prompt(c)));
-        let prepared = ckpt.prepare(&[Message { role: Role::User, content }], Path::new(""))?;
-        p_yes.push(option_probs(ckpt, &prepared, "{\"Answer\": \"", &["yes", "no"], device)?[0]);
+        let pair = [Message { role: Role::User, content }];
+        p_yes.push(vlm.option_probs(&pair, "{\"Answer\": \"", &["yes", "no"])?[0]);
     }
     let best = argmax(&p_yes.iter().map(|p| Some(*p)).collect::<Vec<_>>()).expect("at least two candidates");
     out.key = concepts[best].key.clone();
