@@ -10,14 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="$1"
 steps="${2:-12}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cargo build --release -p repic
-(
-  source scripts/tch-env.sh "$venv"
-  CARGO_TARGET_DIR=target/tch cargo build --release -p repic --no-default-features --features tch
-)
-torch_lib="$(source scripts/tch-env.sh "$venv" && echo "$TORCH_LIB")"
+source scripts/build-backends.sh "$venv"
 # Mixed task records (images of two sizes in one batch) make transformers 5.25's get_rope_index fail inside TRL
 # 1.16 ("shape mismatch"); OCT records all have the same two image sizes.
 target/release/repic synth --out "$work/data" --concepts 4 --records 64 --eval-records 2 --eval-queries 2 \

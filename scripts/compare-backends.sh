@@ -7,14 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-.venv-tch}"
 steps="${2:-20}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cargo build --release -p repic
-(
-  source scripts/tch-env.sh "$venv"
-  CARGO_TARGET_DIR=target/tch cargo build --release -p repic --no-default-features --features tch
-)
-torch_lib="$(source scripts/tch-env.sh "$venv" && echo "$TORCH_LIB")"
+source scripts/build-backends.sh "$venv"
 target/release/repic demo --quick --out "$work/demo" >/dev/null 2>&1
 sft="$(ls -d "$work"/demo/sft/checkpoint-*/model | tail -1)"
 run() {  # NAME BINARY [ENV...]
