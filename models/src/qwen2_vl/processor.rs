@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ModelError;
-use crate::resize::resize_bicubic;
+use crate::resize::{ResizeKind, resize_bicubic_as};
 
 /// `preprocessor_config.json` fields the processor uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,6 +38,11 @@ pub struct ProcessorConfig {
     /// size is checked before the pixels are read, so a huge file is refused instead of exhausting memory.
     #[serde(default = "max_decode")]
     pub max_decode_pixels: usize,
+    /// Whose bicubic resize to reproduce (repic's key `resize_backend`): `pil`, transformers' slow processor
+    /// (the default), or `torchvision`, the fast one (transformers 5's default, and what an
+    /// `image_processor_type` ending in `Fast` names).
+    #[serde(default, rename = "resize_backend")]
+    pub resize: ResizeKind,
 }
 
 fn max_decode() -> usize {
@@ -180,6 +185,10 @@ impl ProcessorConfig {
     pub fn from_value(v: &Value) -> Result<Self, String> {
         let mut cfg: ProcessorConfig = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
         let explicit = |k: &str| v.get(k).filter(|x| !x.is_null()).is_some();
+        let kind = v.get("image_processor_type").and_then(Value::as_str).unwrap_or_default();
+        if !explicit("resize_backend") && kind.ends_with("Fast") {
+            cfg.resize = ResizeKind::Torchvision;
+        }
         if let Some(size) = v.get("size").filter(|x| !x.is_null()) {
             let edge = |k: &str| size.get(k).filter(|x| !x.is_null());
             match (edge("shortest_edge"), edge("longest_edge")) {
@@ -227,7 +236,7 @@ impl ProcessorConfig {
         let factor = self.patch_size * self.merge_size;
         let (h, w) =
             smart_resize(img.height() as usize, img.width() as usize, factor, self.min_pixels, self.max_pixels)?;
-        let resized = resize_bicubic(img, w as u32, h as u32);
+        let resized = resize_bicubic_as(self.resize, img, w as u32, h as u32);
         let (p, tp, m) = (self.patch_size, self.temporal_patch_size, self.merge_size);
         let (gh, gw) = (h / p, w / p);
         let raw = resized.as_raw();
@@ -320,6 +329,16 @@ mod tests {
         let c = load(&[("preprocessor_config.json", size), ("processor_config.json", r#"{"max_pixels": 25088}"#)]);
         assert_eq!(c.unwrap().max_pixels, 25088);
         assert_eq!(load(&[]).unwrap().max_pixels, 28 * 28 * 1280, "defaults without any file");
+        // Whose resize: Pillow by default, torchvision for a fast processor or when repic's key says so.
+        assert_eq!(load(&[]).unwrap().resize, ResizeKind::Pil);
+        let fast = r#"{"image_processor_type": "Qwen2VLImageProcessorFast"}"#;
+        assert_eq!(load(&[("preprocessor_config.json", fast)]).unwrap().resize, ResizeKind::Torchvision);
+        let pinned = r#"{"image_processor_type": "Qwen2VLImageProcessorFast", "resize_backend": "pil"}"#;
+        assert_eq!(load(&[("preprocessor_config.json", pinned)]).unwrap().resize, ResizeKind::Pil);
+        let tv = r#"{"resize_backend": "torchvision"}"#;
+        assert_eq!(load(&[("preprocessor_config.json", tv)]).unwrap().resize, ResizeKind::Torchvision);
+        let bad = load(&[("preprocessor_config.json", r#"{"resize_backend": "opencv"}"#)]).unwrap_err().to_string();
+        assert!(bad.contains("opencv") && bad.contains("pil"), "{bad}");
     }
 
     #[test]
