@@ -1,5 +1,6 @@
 # Sourced by the LibTorch scripts: `source scripts/tch-env.sh VENV` makes VENV (a virtual environment with torch
-# 2.9.0 from PyPI, ~4 GB, created and filled on first use) and exports what burn-tch's build and run need:
+# 2.9.0 from PyPI, 6-7 GB with its CUDA libraries, created and filled on first use) and exports what burn-tch's
+# build and run need:
 # LIBTORCH_USE_PYTORCH=1, the venv's python first on PATH (torch-sys asks it where torch lives), torch's lib/ on
 # LD_LIBRARY_PATH, TORCH_LIB, and OMP_NUM_THREADS=1 unless set (LibTorch's default CPU threading is ~8x slower
 # than one thread on small models, measured on 2 cores).

@@ -2,7 +2,7 @@
 # Run the whole workspace's test suite on the LibTorch backend (burn-tch 0.21 -> tch 0.22 -> PyTorch 2.9.0 from
 # PyPI), then `repic demo --quick` built the same way.
 # Usage: scripts/test-tch.sh [VENV] [cargo test args...]
-#   VENV: a virtual environment with torch 2.9.0 (default .venv-tch; created and filled on first use, ~4 GB).
+#   VENV: a virtual environment with torch 2.9.0 (default .venv-tch; created and filled on first use, 6-7 GB).
 #   Builds into target/tch (its own folder: the LibTorch feature set would otherwise rebuild burn in target/).
 #   REPIC_TCH_SKIP_DEMO=1 skips the demo run.
 set -euo pipefail
