@@ -421,29 +421,8 @@ fn run_parallel(a: &Args, pending: &[(&Variant, u64)], slots: Vec<Option<usize>>
             let slot = free.pop().flatten();
             let log_path = a.out.join(format!("seed-{seed}/{}.log", v.name));
             let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-            let mut cmd = std::process::Command::new(&exe);
-            cmd.arg("ablate").arg("--worker").arg("--variants").arg(&v.file);
-            cmd.args(["--seeds", &a.seeds.to_string(), "--only-seed", &seed.to_string()]);
-            cmd.arg("--out").arg(&a.out);
-            if a.quick {
-                cmd.arg("--quick");
-            }
-            if let Some(n) = a.grpo_steps {
-                cmd.args(["--grpo-steps", &n.to_string()]);
-            }
-            if let Some(k) = a.top_k {
-                cmd.args(["--top-k", &k.to_string()]);
-            }
-            if let Some(b) = &a.base {
-                cmd.arg("--base").arg(b);
-            }
-            let place = match slot {
-                Some(d) => {
-                    cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
-                    format!(" on GPU {d}")
-                }
-                None => String::new(),
-            };
+            let mut cmd = run_command(a, &exe, v, *seed, slot);
+            let place = slot.map(|d| format!(" on GPU {d}")).unwrap_or_default();
             cmd.stdout(log.try_clone()?).stderr(log);
             println!("{} seed {seed}: started{place} (log {})", v.name, log_path.display());
             running.push((format!("{} seed {seed}", v.name), slot, cmd.spawn().context("starting a run")?));
@@ -466,6 +445,31 @@ fn run_parallel(a: &Args, pending: &[(&Variant, u64)], slots: Vec<Option<usize>>
         running = still;
     }
     Ok(())
+}
+
+/// The child process of one run: this binary in worker mode for `v` and `seed`, on GPU `slot` (the only one it
+/// sees, through CUDA_VISIBLE_DEVICES) when given.
+fn run_command(a: &Args, exe: &Path, v: &Variant, seed: u64, slot: Option<usize>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("ablate").arg("--worker").arg("--variants").arg(&v.file);
+    cmd.args(["--seeds", &a.seeds.to_string(), "--only-seed", &seed.to_string()]);
+    cmd.arg("--out").arg(&a.out);
+    if a.quick {
+        cmd.arg("--quick");
+    }
+    if let Some(n) = a.grpo_steps {
+        cmd.args(["--grpo-steps", &n.to_string()]);
+    }
+    if let Some(k) = a.top_k {
+        cmd.args(["--top-k", &k.to_string()]);
+    }
+    if let Some(b) = &a.base {
+        cmd.arg("--base").arg(b);
+    }
+    if let Some(d) = slot {
+        cmd.env("CUDA_VISIBLE_DEVICES", d.to_string());
+    }
+    cmd
 }
 
 /// Train one variant (resuming a killed run) and evaluate it; returns its held-out evaluation and config hash.
@@ -512,6 +516,30 @@ fn write_report(out: &Path, runs: &[RunResult], baseline: &str) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn a_run_on_a_gpu_sees_only_that_gpu_and_keeps_the_sweeps_settings() {
+        use clap::Parser;
+        let a =
+            Cli::try_parse_from(["x", "--variants", "v", "--devices", "2,5", "--top-k", "2", "--quick"]).unwrap().args;
+        assert_eq!(a.devices, [2, 5]);
+        let v = Variant { file: "configs/ablations/full.toml".into(), name: "full".into(), overrides: vec![] };
+        let cmd = run_command(&a, Path::new("repic"), &v, 1, Some(5));
+        let envs: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+        assert_eq!(envs, [("CUDA_VISIBLE_DEVICES".into(), Some("5".into()))]);
+        let args: Vec<String> = cmd.get_args().map(|s| s.to_string_lossy().into_owned()).collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("ablate --worker --variants configs/ablations/full.toml --seeds 3 --only-seed 1"));
+        assert!(joined.contains("--quick") && joined.contains("--top-k 2"), "{joined}");
+        assert_eq!(run_command(&a, Path::new("repic"), &v, 1, None).get_envs().count(), 0, "--jobs runs see every GPU");
+        assert!(Cli::try_parse_from(["x", "--variants", "v", "--devices", "0", "--jobs", "2"]).is_err());
+    }
 
     #[test]
     fn variant_files_become_overrides() {
