@@ -9,6 +9,9 @@ vision tower of width 1280). With the fixture's small vocabulary that is about 1
 random (std 0.02), so only speed means anything.
 
     python3 scripts/make_bench_model.py --from models/tests/fixtures/qwen2_vl --out /tmp/qwen2vl-2b-shape
+    # the CPU serving benchmark's mid-size model: 2B-shaped layers, 4 of them, a 2-block vision tower
+    python3 scripts/make_bench_model.py --from models/tests/fixtures/qwen2_vl --out /tmp/qwen2vl-4l --layers 4 \
+        --vision-depth 2
 """
 
 import argparse
@@ -38,7 +41,10 @@ def main():
     ap.add_argument("--from", dest="src", required=True, help="tiny Qwen2-VL fixture (tokenizer and ids)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"], help="decoder layers")
+    ap.add_argument("--vision-depth", type=int, default=VISION["depth"], help="vision blocks")
     a = ap.parse_args()
+    TEXT["num_hidden_layers"], VISION["depth"] = a.layers, a.vision_depth
     src, out = Path(a.src), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():

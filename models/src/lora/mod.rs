@@ -171,8 +171,18 @@ impl<B: Backend> LoraLinear<B> {
         LoraLinear { base, lora: None }
     }
 
-    /// `base(x)` plus the adapter's update unless it is merged.
+    /// `base(x)` plus the adapter's update unless it is merged. Inputs of rank > 2 (`[batch, tokens, d]`) are
+    /// flattened to one matrix of rows first: one GEMM over every row instead of a batched matmul that would
+    /// multiply (and read) the weight once per batch row (a decode step of B sequences is B rows of one token).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if D > 2 {
+            let dims = x.dims();
+            let rows = dims[..D - 1].iter().product();
+            let y = self.forward(x.reshape([rows, dims[D - 1]]));
+            let mut out = dims;
+            out[D - 1] = y.dims()[1];
+            return y.reshape(out);
+        }
         match self.lora.as_ref().and_then(|l| l.forward(x.clone())) {
             Some(update) => self.base.forward(x) + update,
             None => self.base.forward(x),
