@@ -162,7 +162,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let results = a.out.join("results.jsonl");
     if a.report_only {
-        return write_report(&a.out, &read_results(&results)?, &a.baseline);
+        let runs = read_results(&results)?;
+        anyhow::ensure!(!runs.is_empty(), "{}: no results to report yet", results.display());
+        return write_report(&a.out, &runs, &a.baseline);
     }
     if let Some(i) = a.task {
         let n = variants.len() * a.seeds as usize;

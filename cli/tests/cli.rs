@@ -564,6 +564,8 @@ fn ablate_writes_slurm_jobs_whose_tasks_run_one_seed_or_one_run() {
     let task = |file: &str, id: &str| {
         Command::new("bash").arg(slurm.join(file)).env("SLURM_ARRAY_TASK_ID", id).output().unwrap()
     };
+    let empty = task("report.sbatch", "");
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no results to report yet"), "{empty:?}");
     let early = task("runs.sbatch", "1");
     assert!(!early.status.success(), "a run task before its warm start fails");
     assert!(String::from_utf8_lossy(&early.stderr).contains("no finished warm start"));
