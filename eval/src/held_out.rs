@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::EvalError;
 use crate::answers::{RecordAccuracy, record_correct, vlt_iou};
 use crate::caption_scorer::{official_recalled, score_name_aware, score_official};
-use crate::captioning::{CaptionOptions, Captions, caption_queries};
+use crate::captioning::{CaptionOptions, caption_queries};
 use crate::personalized::{References, caption_with_store};
 use crate::runner::{AnswerOptions, answer_records};
 
@@ -131,25 +131,9 @@ pub fn evaluate_held_out_with<B: Backend>(
     let (caps, references_right) = match refs {
         CaptionReferences::Given => (caption_queries(ckpt, &db, &queries, data, &opts, device)?, None),
         CaptionReferences::Retrieved { retriever, top_k } => {
-            // One call per query size, so that each gets its `max(top_k, n)` references; results keep query order.
-            let mut sizes: Vec<usize> = queries.iter().map(|(_, k)| k.len()).collect();
-            sizes.sort_unstable();
-            sizes.dedup();
-            let mut results = vec![None; queries.len()];
-            let mut hits = crate::Accuracy::default();
-            for n in sizes {
-                let (at, part): (Vec<usize>, Vec<(String, Vec<String>)>) =
-                    queries.iter().enumerate().filter(|(_, q)| q.1.len() == n).map(|(i, q)| (i, q.clone())).unzip();
-                let found = References::Retrieved { top_k: (*top_k).max(n) };
-                let got = caption_with_store(ckpt, retriever, &part, data, found, &opts, device)?;
-                hits.correct += got.retrieval.correct;
-                hits.total += got.retrieval.total;
-                for ((i, r), len) in at.into_iter().zip(got.captions.results).zip(got.captions.lengths) {
-                    results[i] = Some((r, len));
-                }
-            }
-            let (results, lengths) = results.into_iter().map(|x| x.expect("every query was captioned")).unzip();
-            (Captions { results, lengths }, Some(hits.percent()))
+            let found = References::RetrievedCovering { top_k: *top_k };
+            let got = caption_with_store(ckpt, retriever, &queries, data, found, &opts, device)?;
+            (got.captions, Some(got.retrieval.percent()))
         }
     };
     let text = serde_json::to_string_pretty(&caps.results).map_err(|e| EvalError::Input(e.to_string()))?;

@@ -28,6 +28,12 @@ pub enum References {
         /// References per query (RePIC: 2; 4 for the 4-concept list).
         top_k: usize,
     },
+    /// As `Retrieved`, with `max(top_k, n)` references for a query of `n` concepts (RePIC retrieves 2, and 4 for
+    /// its 4-concept list).
+    RetrievedCovering {
+        /// References per query at least.
+        top_k: usize,
+    },
 }
 
 /// Captions with the references each query got.
@@ -61,12 +67,16 @@ fn references_for<B: Backend>(
                 Ok(Reference { key: k.clone(), image, score: None, via: Via::Name })
             })
             .collect(),
-        References::Retrieved { top_k } => {
-            let img = open_rgb(image)?;
-            let opts = RetrieveOptions { top_k, ..Default::default() };
-            Ok(retriever.rap(Some(&img), "", &CropSource::Whole, &opts)?.results)
-        }
+        References::Retrieved { top_k } => rap(retriever, image, top_k),
+        References::RetrievedCovering { top_k } => rap(retriever, image, top_k.max(gt.len())),
     }
+}
+
+/// The `top_k` concepts RAP retrieves for the image file `image` (the whole image as the crop).
+fn rap<B: Backend>(retriever: &Retriever<B>, image: &Path, top_k: usize) -> Result<Vec<Reference>, EvalError> {
+    let img = open_rgb(image)?;
+    let opts = RetrieveOptions { top_k, ..Default::default() };
+    Ok(retriever.rap(Some(&img), "", &CropSource::Whole, &opts)?.results)
 }
 
 /// Caption every `(query image, ground-truth keys)` with references from the store (`CAPTION_SYSTEM`, then
