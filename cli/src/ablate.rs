@@ -175,10 +175,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             a.seeds
         );
         let (v, seed) = (&variants[i % variants.len()], (i / variants.len()) as u64);
-        if read_results(&results)?
-            .iter()
-            .any(|r| r.seed == seed && r.variant == v.name && r.is_ok() && r.top_k == a.top_k)
-        {
+        if finished(&read_results(&results)?, v, seed, a.top_k) {
             println!("{} seed {seed}: finished earlier (skipped)", v.name);
             return Ok(());
         }
@@ -196,10 +193,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut pending: Vec<(&Variant, u64)> = Vec::new();
     let done = read_results(&results)?;
     for &seed in &seeds {
-        let todo: Vec<&Variant> = variants
-            .iter()
-            .filter(|v| !done.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok() && r.top_k == a.top_k))
-            .collect();
+        let todo: Vec<&Variant> = variants.iter().filter(|v| !finished(&done, v, seed, a.top_k)).collect();
         if todo.is_empty() {
             println!("seed {seed}: every variant finished earlier (skipped)");
         }
@@ -303,6 +297,11 @@ fn write_slurm(a: &Args, variants: &[Variant]) -> anyhow::Result<()> {
         dir.join("submit.sh").display()
     );
     Ok(())
+}
+
+/// Whether `runs` hold a finished run of `v` and `seed` evaluated the same way (`--top-k`).
+fn finished(runs: &[RunResult], v: &Variant, seed: u64, top_k: Option<usize>) -> bool {
+    runs.iter().any(|r| r.seed == seed && r.variant == v.name && r.is_ok() && r.top_k == top_k)
 }
 
 /// Whether this process runs inside a sweep that made the warm starts (a `--jobs` / `--devices` child or a
