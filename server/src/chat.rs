@@ -210,7 +210,7 @@ async fn run(state: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
         events: tx,
     };
     if state.scheduler.submit(job).is_err() {
-        return Err(ApiError { status: 429, message: "the server is busy; retry shortly".into(), param: None });
+        return Err(ApiError::busy());
     }
     // The first event says whether the request runs at all, before any streaming starts.
     let prompt_tokens = match rx.recv().await {

@@ -22,6 +22,11 @@ impl ApiError {
         ApiError { status: 400, message: message.into(), param: Some(param.into()) }
     }
 
+    /// The 429 of a full queue.
+    pub fn busy() -> Self {
+        ApiError { status: 429, message: "the server is busy; retry shortly".into(), param: None }
+    }
+
     /// The OpenAI error object.
     pub fn body(&self) -> Value {
         let kind = match self.status {

@@ -139,7 +139,7 @@ async fn run(state: Arc<AppState>, body: axum::body::Bytes) -> Result<Response, 
     .await
     .map_err(|e| ApiError { status: 500, message: format!("recognition: {e}"), param: None })?;
     if vlm.busy.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(ApiError { status: 429, message: "the server is busy; retry shortly".into(), param: None });
+        return Err(ApiError::busy());
     }
     let r = result.map_err(|e| ApiError { status: 500, message: format!("recognition: {e}"), param: None })?;
     Ok(axum::Json(r).into_response())
